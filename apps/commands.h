@@ -1,0 +1,11 @@
+// Each sparq subcommand registers itself on the CLI11 app; main() only dispatches.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace sparq {
+
+void add_convert_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+void add_devices_command(CLI::App& app);
+
+}  // namespace sparq

@@ -1,0 +1,27 @@
+// sparq: run compressed-tensors LLMs from one model file, offline.
+#include <cstdio>
+#include <exception>
+
+#include "apps/commands.h"
+#include "runtime/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"sparq: a CPU-first runtime for compressed-tensors language models"};
+  app.set_version_flag("--version", "sparq 0.1.0");
+  app.require_subcommand(1);
+  sparq::add_convert_command(app);
+  sparq::add_info_command(app);
+  sparq::add_devices_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const sparq::Error& e) {
+    std::fprintf(stderr, "sparq: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sparq: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

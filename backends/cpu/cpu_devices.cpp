@@ -1,0 +1,34 @@
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "backends/device_info.h"
+
+namespace sparq {
+
+std::vector<DeviceInfo> list_cpu_devices() {
+  std::string model = "unknown CPU";
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);)
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  std::string features;
+  __builtin_cpu_init();
+  auto feature = [&](bool on, const char* name) {
+    if (on) features += std::string(features.empty() ? "" : " ") + name;
+  };
+  feature(__builtin_cpu_supports("avx2"), "avx2");
+  feature(__builtin_cpu_supports("fma"), "fma");
+  feature(__builtin_cpu_supports("avx512f"), "avx512f");
+  feature(__builtin_cpu_supports("avx512bw"), "avx512bw");
+  feature(__builtin_cpu_supports("avx512vnni"), "avx512vnni");
+  feature(__builtin_cpu_supports("avx512bf16"), "avx512bf16");
+  feature(__builtin_cpu_supports("avxvnni"), "avxvnni");
+  const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return {{"cpu", model, std::to_string(cores) + " threads; " + (features.empty() ? "no SIMD extensions" : features)}};
+}
+
+}  // namespace sparq
