@@ -66,7 +66,8 @@ CompressionConfig parse_compression_config(const json& config) {
   const std::string method = json_string_or(*block, "quant_method", "compressed-tensors", owner);
   if (method != "compressed-tensors" && method != "sparseml")
     fail("quant_method \"", method, "\" is not supported (only compressed-tensors checkpoints)");
-  if (block->contains("transform_config") && !(*block)["transform_config"].is_null())
+  if (block->contains("transform_config") && !(*block)["transform_config"].is_null() &&
+      !(*block)["transform_config"].empty())
     fail("quantization_config.transform_config (rotations) is not supported");
   c.format = json_string_or(*block, "format", "dense", owner);
   c.status = json_string_or(*block, "quantization_status", "compressed", owner);

@@ -9,6 +9,7 @@
 #include "runtime/core/checked_math.h"
 #include "runtime/core/error.h"
 #include "runtime/core/float_formats.h"
+#include "runtime/core/mapped_file.h"
 #include "runtime/model_file/linear_scheme.h"
 
 namespace sparq {
@@ -71,8 +72,16 @@ PlannedTensor copy_tensor(const std::string& out_name, const SourceTensor& s) {
     }
   };
   p.verify = [&s, out_name](std::span<const uint8_t> w) {
-    if (w.size() != s.data().size() || std::memcmp(w.data(), s.data().data(), w.size()) != 0)
-      fail("verify: tensor ", out_name, " differs from the source");
+    auto d = s.data();
+    if (w.size() != d.size()) fail("verify: tensor ", out_name, " has ", w.size(), " bytes, the source ", d.size());
+    // In chunks, dropping pages behind us: a 1 GB embedding must not cost 2 GB of RSS.
+    for (uint64_t off = 0; off < d.size(); off += kChunkBytes) {
+      const uint64_t n = std::min<uint64_t>(kChunkBytes, d.size() - off);
+      if (std::memcmp(w.data() + off, d.data() + off, n) != 0)
+        fail("verify: tensor ", out_name, " differs from the source near byte ", off);
+      release_mapped_range(w.data(), off + n);
+      s.file->map().release(s.info->begin, off + n);
+    }
   };
   return p;
 }
@@ -347,6 +356,9 @@ void PlanBuilder::plan_linear(const std::string& module, int64_t out, int64_t in
     if (group->output_activations) fail("output activation quantization (group ", group->name, ", ", module, ") is not supported");
     const QuantArgs& w = *group->weights;
     const std::string format = group_format(cc, *group);
+    if (!group->format.empty() && cc.format != "mixed-precision" && group->format != cc.format)
+      fail("compression format \"", cc.format, "\" of quantization_config conflicts with \"", group->format,
+           "\" of group ", group->name, " (tensor ", wname, ")");
     if (format != "int-quantized" && format != "float-quantized" && format != "naive-quantized" && format != "pack-quantized")
       fail("compression format \"", format, "\" (tensor ", wname, ") is not supported (supported: int-quantized, float-quantized, naive-quantized, pack-quantized)");
     if (w.strategy != "tensor" && w.strategy != "channel" && w.strategy != "group")

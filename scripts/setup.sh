@@ -22,7 +22,7 @@ apt_packages=(
   build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
   libdnnl-dev libxsimd-dev libsentencepiece-dev sentencepiece nlohmann-json3-dev catch2
   libpcre2-dev libcpp-httplib-dev libcli11-dev libedit-dev libxxhash-dev libssl-dev libomp-dev
-  libvulkan-dev mesa-vulkan-drivers glslc
+  libvulkan-dev mesa-vulkan-drivers glslc libicu-dev
   python3 python3-venv python3-jinja2 tmux
 )
 missing=()

@@ -82,6 +82,13 @@ void MappedFile::will_need(uint64_t offset, uint64_t len) const {
     ::madvise(const_cast<uint8_t*>(data_) + b, e - b, MADV_WILLNEED);
 }
 
+void release_mapped_range(const uint8_t* p, uint64_t len) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + len) / page * page;
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open ", path, ": ", std::strerror(errno));

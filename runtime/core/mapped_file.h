@@ -34,6 +34,9 @@ class MappedFile {
   uint64_t size_ = 0;
 };
 
+// Drops the whole pages inside [p, p+len) of any read-only file mapping from the resident set.
+void release_mapped_range(const uint8_t* p, uint64_t len);
+
 // Whole file into memory (small files: JSON configs, tokenizer files).
 std::string read_text_file(const std::string& path);
 

@@ -100,8 +100,26 @@ def test_unknown_format_names_the_scheme_and_tensor(tmp_path, fmt):
     quantized = [d for d in fixture_dirs() if "w8a8" in d.name]
     if not quantized:
         pytest.skip("no w8a8 fixture")
-    dst = _broken_copy(quantized[0], tmp_path, lambda c: c["quantization_config"].update(format=fmt))
+    def set_format(c):
+        c["quantization_config"]["format"] = fmt
+        for g in c["quantization_config"]["config_groups"].values():
+            if "format" in g:
+                g["format"] = fmt
+    dst = _broken_copy(quantized[0], tmp_path, set_format)
     _assert_refused(dst, tmp_path / "out.sparq", fmt, ".weight")
+
+
+def test_conflicting_formats_are_refused(tmp_path):
+    quantized = [d for d in fixture_dirs() if "w8a8" in d.name]
+    if not quantized:
+        pytest.skip("no w8a8 fixture")
+
+    def conflict(c):
+        c["quantization_config"]["format"] = "float-quantized"
+        for g in c["quantization_config"]["config_groups"].values():
+            g["format"] = "int-quantized"
+    dst = _broken_copy(quantized[0], tmp_path, conflict)
+    _assert_refused(dst, tmp_path / "out.sparq", "conflicts", ".weight")
 
 
 def test_unsupported_strategy_is_named(tmp_path):
