@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "apps/cmd_tokenize.h"
 #include "apps/commands.h"
 #include "runtime/core/error.h"
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   sparq::add_convert_command(app);
   sparq::add_info_command(app);
   sparq::add_devices_command(app);
+  sparq::add_tokenizer_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
