@@ -93,7 +93,9 @@ CompressionConfig parse_compression_config(const json& config) {
   c.quantized = !c.groups.empty();
   c.kv_cache = parse_args(*block, "kv_cache_scheme", owner);
 
-  if (block->contains("sparsity_config") && !(*block)["sparsity_config"].is_null()) {
+  // Newer compressed-tensors always writes "sparsity_config": {}, meaning none.
+  if (block->contains("sparsity_config") && !(*block)["sparsity_config"].is_null() &&
+      !(*block)["sparsity_config"].empty()) {
     const json& s = (*block)["sparsity_config"];
     const std::string who = owner + ".sparsity_config";
     if (!s.is_object()) fail(who, " must be an object");

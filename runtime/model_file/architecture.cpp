@@ -43,12 +43,19 @@ ModelConfig parse_model_config(const json& c) {
   m.vocab = positive(c, "vocab_size");
   m.max_position = json_int_or(c, "max_position_embeddings", 8192, "config.json");
   m.rms_norm_eps = json_number_or(c, "rms_norm_eps", m.family == ArchFamily::Gemma2 ? 1e-6 : 1e-5, "config.json");
-  m.rope_theta = json_number_or(c, "rope_theta", 10000, "config.json");
+  // transformers >= 5 writes the RoPE settings under "rope_parameters" instead of
+  // rope_theta / rope_scaling; both spellings mean the same.
+  const json* rope = &c;
+  if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) rope = &c["rope_parameters"];
+  m.rope_theta = json_number_or(*rope, "rope_theta", json_number_or(c, "rope_theta", 10000, "config.json"), "config.json");
   m.tie_embeddings = json_bool_or(c, "tie_word_embeddings", m.family == ArchFamily::Gemma2, "config.json");
   m.hidden_act = json_string_or(c, "hidden_activation", json_string_or(c, "hidden_act", "", "config.json"), "config.json");
 
-  if (c.contains("rope_scaling") && !c["rope_scaling"].is_null()) {
-    const json& rs = c["rope_scaling"];
+  const json* scaling = nullptr;
+  if (c.contains("rope_scaling") && !c["rope_scaling"].is_null()) scaling = &c["rope_scaling"];
+  else if (rope != &c) scaling = rope;
+  if (scaling) {
+    const json& rs = *scaling;
     std::string type = json_string_or(rs, "rope_type", json_string_or(rs, "type", "", "rope_scaling"), "rope_scaling");
     if (type == "llama3") {
       m.rope_scaling.type = type;
