@@ -1,3 +1,4 @@
+#include <cpuid.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -26,7 +27,9 @@ std::vector<DeviceInfo> list_cpu_devices() {
   feature(__builtin_cpu_supports("avx512bw"), "avx512bw");
   feature(__builtin_cpu_supports("avx512vnni"), "avx512vnni");
   feature(__builtin_cpu_supports("avx512bf16"), "avx512bf16");
-  feature(__builtin_cpu_supports("avxvnni"), "avxvnni");
+  // AVX-VNNI (CPUID leaf 7, sub-leaf 1, EAX bit 4) is unknown to older compilers' builtin.
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  feature(__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)), "avxvnni");
   const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   return {{"cpu", model, std::to_string(cores) + " threads; " + (features.empty() ? "no SIMD extensions" : features)}};
 }
