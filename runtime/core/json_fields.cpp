@@ -82,7 +82,7 @@ std::string json_string_or(const json& obj, std::string_view key, std::string df
 json parse_json(std::string_view text, std::string_view what) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers that overflow
     fail(what, " is not valid JSON: ", e.what());
   }
 }

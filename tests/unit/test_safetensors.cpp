@@ -83,6 +83,10 @@ TEST_CASE("headers that lie are refused with a message", "[safetensors]") {
     std::string f = make_safetensors({}, "{not json");
     CHECK_THROWS_WITH(parse(f), Catch::Contains("not valid JSON"));
   }
+  SECTION("a number too large for a double (found by fuzzing)") {
+    std::string f = make_safetensors({}, R"({"a":{"dtype":"F32","shape":[1e999999],"data_offsets":[0,4]}})") + std::string(4, '\0');
+    CHECK_THROWS_WITH(parse(f), Catch::Contains("not valid JSON"));
+  }
   SECTION("too short") {
     CHECK_THROWS_WITH(parse(std::string(5, '\0')), Catch::Contains("too short"));
   }
