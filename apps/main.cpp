@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "apps/cmd_generate.h"
 #include "apps/cmd_tokenize.h"
 #include "apps/commands.h"
 #include "runtime/core/error.h"
@@ -14,6 +15,8 @@ int main(int argc, char** argv) {
   sparq::add_info_command(app);
   sparq::add_devices_command(app);
   sparq::add_tokenizer_commands(app);
+  sparq::add_generate_command(app);
+  sparq::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

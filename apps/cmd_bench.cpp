@@ -1,0 +1,96 @@
+// sparq bench FILE [-p 512] [-n 128] [--threads N] [--json]: prefill and decode speed, time to first
+// token and peak resident memory, on a synthetic prompt.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "apps/cmd_generate.h"
+#include "runtime/core/error.h"
+
+namespace sparq {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+uint64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
+}
+
+struct BenchArgs {
+  std::string model, backend = "cpu";
+  int prompt_tokens = 512, gen_tokens = 128, threads = 0, chunk = 512;
+  bool json = false;
+};
+
+void run_bench(const BenchArgs& a) {
+  RunnableModel m = load_runnable_model(a.model, a.backend, a.threads);
+  const int64_t vocab = m.graph.widths[static_cast<size_t>(m.graph.logits)];
+  // A fixed, deterministic prompt of ordinary tokens (ids from the middle of the vocabulary).
+  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(vocab / 4 + static_cast<int64_t>((i * 7919) % static_cast<size_t>(vocab / 4)));
+  PagedKvCache cache = make_kv_cache(m.graph, a.prompt_tokens + a.gen_tokens);
+  const SeqId seq = cache.add_sequence();
+  BatchLogits out;
+
+  const auto t0 = Clock::now();
+  for (size_t start = 0; start < prompt.size(); start += static_cast<size_t>(a.chunk)) {
+    const size_t n = std::min(static_cast<size_t>(a.chunk), prompt.size() - start);
+    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt).subspan(start, n), false}}}, cache, out);
+  }
+  int32_t next = static_cast<int32_t>(std::max_element(out.row(0), out.row(0) + vocab) - out.row(0));
+  const double prefill_s = seconds_since(t0);
+  const auto t1 = Clock::now();
+  for (int i = 0; i < a.gen_tokens; ++i) {
+    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&next, 1), false}}}, cache, out);
+    next = static_cast<int32_t>(std::max_element(out.row(0), out.row(0) + vocab) - out.row(0));
+  }
+  const double decode_s = seconds_since(t1);
+  const double prefill_tps = a.prompt_tokens / prefill_s, decode_tps = a.gen_tokens > 0 ? a.gen_tokens / decode_s : 0.0;
+  if (a.json) {
+    nlohmann::json j{{"model", a.model},
+                     {"backend", m.backend->name()},
+                     {"threads", a.threads},
+                     {"prompt_tokens", a.prompt_tokens},
+                     {"gen_tokens", a.gen_tokens},
+                     {"load_s", m.load_seconds},
+                     {"prefill_s", prefill_s},
+                     {"prefill_tokens_per_s", prefill_tps},
+                     {"time_to_first_token_s", prefill_s},
+                     {"decode_s", decode_s},
+                     {"decode_tokens_per_s", decode_tps},
+                     {"repacked_weight_bytes", m.backend->repacked_weight_bytes()},
+                     {"peak_rss_bytes", peak_rss_bytes()}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("model        %s (%s backend, %d threads)\n", a.model.c_str(), m.backend->name().c_str(), a.threads);
+    std::printf("load         %.2f s (%.0f MiB of weights repacked)\n", m.load_seconds,
+                static_cast<double>(m.backend->repacked_weight_bytes()) / (1 << 20));
+    std::printf("prefill      %d tokens in %.2f s: %.1f tok/s (time to first token %.2f s)\n", a.prompt_tokens, prefill_s,
+                prefill_tps, prefill_s);
+    std::printf("decode       %d tokens in %.2f s: %.2f tok/s\n", a.gen_tokens, decode_s, decode_tps);
+    std::printf("peak RSS     %.0f MiB\n", static_cast<double>(peak_rss_bytes()) / (1 << 20));
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure prefill and decode speed, time to first token, peak memory");
+  cmd->add_option("model", args->model, "Model file (.sparq)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-p,--prompt-tokens", args->prompt_tokens, "Prompt length")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("-n,--gen-tokens", args->gen_tokens, "Tokens to decode")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--backend", args->backend, "cpu|auto");
+  cmd->add_option("--threads", args->threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--prefill-chunk", args->chunk, "Prompt tokens per prefill step")->check(CLI::Range(1, 1 << 16));
+  cmd->add_flag("--json", args->json, "Print one JSON object");
+  cmd->callback([args] { run_bench(*args); });
+}
+
+}  // namespace sparq

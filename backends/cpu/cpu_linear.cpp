@@ -1,0 +1,399 @@
+#include "backends/cpu/cpu_linear.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "backends/cpu/activation_quant.h"
+#include "backends/cpu/onednn_int8_matmul.h"
+#include "runtime/core/error.h"
+#include "runtime/core/float_formats.h"
+#include "runtime/model_file/sparq_reader.h"
+
+namespace sparq::cpu {
+
+namespace {
+
+// From this many tokens on, a sparse24 row is expanded once and reused across tokens.
+constexpr int64_t kExpandRows = 4;
+
+// Any float tensor of the file converted to f32 (scales, biases; small).
+std::vector<float> read_floats(const ModelFile& file, const std::string& name) {
+  const TensorEntry& t = file.tensor(name);
+  auto d = file.data(t);
+  std::vector<float> out;
+  switch (t.dtype) {
+    case DType::F32:
+      out.resize(d.size() / 4);
+      std::memcpy(out.data(), d.data(), out.size() * 4);
+      break;
+    case DType::BF16:
+    case DType::F16:
+      out.resize(d.size() / 2);
+      for (size_t i = 0; i < out.size(); ++i) {
+        uint16_t h;
+        std::memcpy(&h, d.data() + 2 * i, 2);
+        out[i] = t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+      }
+      break;
+    default:
+      fail("tensor ", name, " has dtype ", dtype_name(t.dtype), "; expected F32, BF16 or F16");
+  }
+  return out;
+}
+
+// Rows [begin, end) of `total` for the calling thread of an OpenMP team, in chunks of `align`.
+std::pair<int64_t, int64_t> thread_range(int64_t total, int64_t align) {
+  const int64_t n = omp_get_num_threads(), t = omp_get_thread_num();
+  const int64_t chunks = (total + align - 1) / align;
+  const int64_t per = chunks / n, extra = chunks % n;
+  const int64_t c0 = t * per + std::min(t, extra), c1 = c0 + per + (t < extra ? 1 : 0);
+  return {std::min(total, c0 * align), std::min(total, c1 * align)};
+}
+
+inline float weight_value(DType t, const uint8_t* row, int64_t c) {
+  switch (t) {
+    case DType::F32: {
+      float f;
+      std::memcpy(&f, row + 4 * c, 4);
+      return f;
+    }
+    case DType::BF16: {
+      uint16_t h;
+      std::memcpy(&h, row + 2 * c, 2);
+      return bf16_to_f32(h);
+    }
+    case DType::F16: {
+      uint16_t h;
+      std::memcpy(&h, row + 2 * c, 2);
+      return f16_to_f32(h);
+    }
+    default:
+      return 0.0f;
+  }
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+int32_t dot_s8(const int8_t* a, const int8_t* b, int64_t n) {
+  int32_t acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<int32_t>(a[i]) * static_cast<int32_t>(b[i]);
+  return acc;
+}
+
+// sparse24 row: kept values v[2g], v[2g+1] sit at columns 4g + (nibble & 3) and 4g + (nibble >> 2).
+int32_t dot_sparse24_s8(const int8_t* values, const uint8_t* positions, const int8_t* x, int64_t cols) {
+  int32_t acc = 0;
+  for (int64_t g = 0; g < cols / 4; ++g) {
+    const int nib = (positions[g / 2] >> (g % 2 * 4)) & 0xf;
+    const int8_t* xg = x + 4 * g;
+    acc += static_cast<int32_t>(values[2 * g]) * xg[nib & 3] + static_cast<int32_t>(values[2 * g + 1]) * xg[nib >> 2];
+  }
+  return acc;
+}
+
+// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*(), which -O3 reports as
+// maybe-uninitialized (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+float dot_sparse24_fp8(const uint8_t* values, const uint8_t* positions, const float* x, int64_t cols) {
+  float acc = 0.0f;
+  int64_t g = 0;
+#ifdef __AVX512F__
+  // 8 groups (32 columns, 16 kept values) per step. Kept value k of the step sits at column
+  // 4*(k/2) + ((positions word >> 2k) & 3). E4M3 -> f16 is a shift ((b & 0x7f) << 7, sign to bit 15;
+  // the value is then 2^-8 times too small, fixed once at the end), f16 -> f32 in hardware, so
+  // subnormals cost nothing.
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i shifts = _mm512_slli_epi32(lane, 1);
+  const __m512i base = _mm512_slli_epi32(_mm512_srli_epi32(lane, 1), 2);
+  const __m512i three = _mm512_set1_epi32(3);
+  __m512 vacc = _mm512_setzero_ps();
+  for (; g + 8 <= cols / 4; g += 8) {
+    uint32_t word;
+    std::memcpy(&word, positions + g / 2, 4);
+    const __m512i idx = _mm512_add_epi32(
+        base, _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(word)), shifts), three));
+    const __m512 xv = _mm512_i32gather_ps(idx, x + 4 * g, 4);
+    const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + 2 * g)));
+    const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7),
+                                      _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8));
+    vacc = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, vacc);
+  }
+  acc = _mm512_reduce_add_ps(vacc) * 256.0f;
+#endif
+  for (; g < cols / 4; ++g) {
+    const int nib = (positions[g / 2] >> (g % 2 * 4)) & 0xf;
+    const float* xg = x + 4 * g;
+    acc += kFp8E4M3Table[values[2 * g]] * xg[nib & 3];
+    acc += kFp8E4M3Table[values[2 * g + 1]] * xg[nib >> 2];
+  }
+  return acc;
+}
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+CpuLinear::CpuLinear(const LinearSpec& spec, const ModelFile& file, const CpuLinearOptions& opts)
+    : spec_(spec), in_(spec.in), out_(spec.out), threads_(std::max(1, opts.threads)) {
+  const LinearScheme& s = spec.scheme;
+  const TensorEntry& w = file.tensor(spec.weight);
+  if (w.shape.size() != 2 || w.shape[0] != out_ || w.shape[1] != in_)
+    fail(spec.module, ": weight ", spec.weight, " has shape ", shape_string(w.shape), ", expected [", out_, ", ", in_, "]");
+  wtype_ = w.dtype;
+  sparse24_ = w.layout == Layout::Sparse24;
+  auto bytes = file.data(w);
+  weight_ = bytes.data();
+  if (sparse24_) {
+    if (dtype_bits(wtype_) != 8 || in_ % 4) fail(spec.module, ": sparse24 needs an 8-bit weight and in % 4 == 0");
+    positions_ = weight_ + sparse24_values_bytes(out_, in_, 1);
+  }
+  const bool quantized = s.quantized();
+  if (!quantized && wtype_ != DType::BF16 && wtype_ != DType::F16 && wtype_ != DType::F32)
+    fail(spec.module, ": unquantized weight of dtype ", dtype_name(wtype_), " is not supported");
+  if (quantized) {
+    if (wtype_ != DType::I8 && wtype_ != DType::F8_E4M3 && wtype_ != DType::I4)
+      fail(spec.module, ": quantized weight dtype ", dtype_name(wtype_), " is not supported");
+    scale_ = read_floats(file, spec.module + ".weight_scale");
+    if (s.weight_strategy == "tensor") groups_ = 1;
+    else if (s.weight_strategy == "channel") groups_ = 1;
+    else if (s.weight_strategy == "group") groups_ = (in_ + s.group_size - 1) / s.group_size;
+    else fail(spec.module, ": weight strategy \"", s.weight_strategy, "\" is not supported");
+    const size_t want = s.weight_strategy == "tensor" ? 1 : static_cast<size_t>(out_ * groups_);
+    if (scale_.size() != want) fail(spec.module, ": weight_scale has ", scale_.size(), " values, expected ", want);
+    if (s.weight_zero_point) {
+      const TensorEntry& z = file.tensor(spec.module + ".weight_zero_point");
+      auto zb = file.data(z);
+      zero_point_.assign(reinterpret_cast<const int8_t*>(zb.data()), reinterpret_cast<const int8_t*>(zb.data()) + zb.size());
+      if (zero_point_.size() != want) fail(spec.module, ": weight_zero_point does not match the scales");
+    }
+    if (s.g_idx) {
+      const TensorEntry& gi = file.tensor(spec.module + ".weight_g_idx");
+      auto gb = file.data(gi);
+      g_idx_.resize(gb.size() / 4);
+      std::memcpy(g_idx_.data(), gb.data(), g_idx_.size() * 4);
+      if (static_cast<int64_t>(g_idx_.size()) != in_) fail(spec.module, ": weight_g_idx must have ", in_, " entries");
+      for (int32_t g : g_idx_)
+        if (g < 0 || g >= groups_) fail(spec.module, ": weight_g_idx holds group ", g, " outside [0, ", groups_, ")");
+    }
+  }
+  if (s.bias) bias_ = read_floats(file, spec.module + ".bias");
+  if (s.input) {
+    const ActivationQuant& a = *s.input;
+    if (a.num_bits != 8) fail(spec.module, ": ", a.num_bits, "-bit input activations are not supported");
+    if (a.strategy != "token" && a.strategy != "tensor")
+      fail(spec.module, ": input strategy \"", a.strategy, "\" is not supported (token, tensor)");
+    per_tensor_input_ = a.strategy == "tensor";
+    if (a.dynamic) {
+      if (!a.symmetric) fail(spec.module, ": asymmetric dynamic input quantization is not supported");
+      input_ = a.is_float ? Input::Fp8Dynamic : Input::Int8Dynamic;
+    } else {
+      input_ = a.is_float ? Input::Fp8Static : Input::Int8Static;
+      input_scale_ = read_floats(file, spec.module + ".input_scale").at(0);
+      if (!a.symmetric) {
+        if (a.is_float) fail(spec.module, ": asymmetric FP8 inputs are not supported");
+        auto zb = file.data(file.tensor(spec.module + ".input_zero_point"));
+        input_zero_point_ = static_cast<int8_t>(zb[0]);
+      }
+    }
+  }
+  const bool per_row_scales = quantized && groups_ == 1 && zero_point_.empty();
+  if (input_ == Input::Int8Dynamic && wtype_ == DType::I8 && per_row_scales) {
+    path_ = Path::Int8;
+    if (opts.use_onednn && !sparse24_) {
+      std::vector<float> scales(static_cast<size_t>(out_));
+      for (int64_t o = 0; o < out_; ++o) scales[static_cast<size_t>(o)] = weight_scale(o, 0);
+      onednn_ = std::make_unique<OneDnnInt8Matmul>(reinterpret_cast<const int8_t*>(weight_), out_, in_, scales, threads_);
+      file.release(w);  // oneDNN reads its packed copy from now on
+    }
+  } else if (input_ == Input::Fp8Dynamic && wtype_ == DType::F8_E4M3 && per_row_scales) {
+    path_ = Path::Fp8;
+  } else {
+    path_ = Path::Generic;
+  }
+}
+
+CpuLinear::~CpuLinear() = default;
+
+uint64_t CpuLinear::repacked_bytes() const { return onednn_ ? onednn_->packed_bytes() : 0; }
+
+float CpuLinear::weight_scale(int64_t o, int64_t col) const {
+  if (scale_.size() == 1) return scale_[0];
+  if (groups_ == 1) return scale_[static_cast<size_t>(o)];
+  const int64_t g = g_idx_.empty() ? col / spec_.scheme.group_size : g_idx_[static_cast<size_t>(col)];
+  return scale_[static_cast<size_t>(o * groups_ + g)];
+}
+
+const uint8_t* CpuLinear::quantized_row(int64_t o, uint8_t* scratch) const {
+  if (!sparse24_) return weight_ + o * in_;
+  const uint8_t* v = weight_ + o * (in_ / 2);
+  const uint8_t* p = positions_ + o * static_cast<int64_t>(sparse24_positions_row_bytes(in_));
+  std::memset(scratch, 0, static_cast<size_t>(in_));
+  for (int64_t g = 0; g < in_ / 4; ++g) {
+    const int nib = (p[g / 2] >> (g % 2 * 4)) & 0xf;
+    scratch[4 * g + (nib & 3)] = v[2 * g];
+    scratch[4 * g + (nib >> 2)] = v[2 * g + 1];
+  }
+  return scratch;
+}
+
+void CpuLinear::dequantize_row(int64_t o, float* row, int8_t* scratch) const {
+  if (!spec_.scheme.quantized()) {
+    const uint8_t* r = weight_ + o * in_ * static_cast<int64_t>(dtype_bits(wtype_) / 8);
+    if (wtype_ == DType::F32) {
+      std::memcpy(row, r, static_cast<size_t>(in_) * 4);
+    } else if (wtype_ == DType::BF16) {  // the common case (embeddings, lm_head): a shift per value
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(r);
+#pragma omp simd
+      for (int64_t c = 0; c < in_; ++c) row[c] = std::bit_cast<float>(static_cast<uint32_t>(h[c]) << 16);
+    } else {
+      for (int64_t c = 0; c < in_; ++c) row[c] = weight_value(wtype_, r, c);
+    }
+    return;
+  }
+  auto zp = [&](int64_t c) -> float {
+    if (zero_point_.empty()) return 0.0f;
+    if (zero_point_.size() == 1) return zero_point_[0];
+    if (groups_ == 1) return zero_point_[static_cast<size_t>(o)];
+    const int64_t g = g_idx_.empty() ? c / spec_.scheme.group_size : g_idx_[static_cast<size_t>(c)];
+    return zero_point_[static_cast<size_t>(o * groups_ + g)];
+  };
+  if (wtype_ == DType::I4) {
+    const uint8_t* r = weight_ + o * ((in_ + 1) / 2);
+    for (int64_t c = 0; c < in_; ++c) {
+      const int nib = (r[c / 2] >> (c % 2 * 4)) & 0xf;
+      const int q = nib >= 8 ? nib - 16 : nib;
+      row[c] = (static_cast<float>(q) - zp(c)) * weight_scale(o, c);
+    }
+    return;
+  }
+  const uint8_t* q = quantized_row(o, reinterpret_cast<uint8_t*>(scratch));
+  for (int64_t c = 0; c < in_; ++c) {
+    const float v = wtype_ == DType::F8_E4M3 ? kFp8E4M3Table[q[c]] : static_cast<float>(static_cast<int8_t>(q[c]));
+    row[c] = (v - zp(c)) * weight_scale(o, c);
+  }
+}
+
+void CpuLinear::add_bias(int64_t rows, float* y) const {
+  if (bias_.empty()) return;
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t o = 0; o < out_; ++o) y[t * out_ + o] += bias_[static_cast<size_t>(o)];
+}
+
+void CpuLinear::forward(const float* x, int64_t rows, float* y) const {
+  if (rows <= 0) return;
+  switch (path_) {
+    case Path::Int8: forward_int8(x, rows, y); break;
+    case Path::Fp8: forward_fp8(x, rows, y); break;
+    case Path::Generic: forward_generic(x, rows, y); break;
+  }
+  add_bias(rows, y);
+}
+
+void CpuLinear::forward_int8(const float* x, int64_t rows, float* y) const {
+  std::vector<int8_t> xq(static_cast<size_t>(rows * in_));
+  std::vector<float> sx(static_cast<size_t>(rows));
+  quantize_int8_dynamic(x, rows, in_, per_tensor_input_, xq.data(), sx.data());
+  if (onednn_) {
+    onednn_->run(xq.data(), rows, y);  // y = acc * s_w
+#pragma omp parallel for num_threads(threads_) schedule(static)
+    for (int64_t t = 0; t < rows; ++t)
+      for (int64_t o = 0; o < out_; ++o) y[t * out_ + o] *= sx[static_cast<size_t>(t)];
+    return;
+  }
+  const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));
+#pragma omp parallel num_threads(threads_)
+  {
+    const bool expand = sparse24_ && rows >= kExpandRows;  // as in forward_fp8
+    std::vector<uint8_t> dense(expand ? static_cast<size_t>(in_) : 0);
+    const auto [o0, o1] = thread_range(out_, 16);
+    for (int64_t o = o0; o < o1; ++o) {
+      const float sw = weight_scale(o, 0);
+      const int8_t* wd = expand || !sparse24_ ? reinterpret_cast<const int8_t*>(quantized_row(o, dense.data())) : nullptr;
+      for (int64_t t = 0; t < rows; ++t) {
+        const int8_t* xr = xq.data() + t * in_;
+        const int32_t acc = wd ? dot_s8(wd, xr, in_)
+                               : dot_sparse24_s8(reinterpret_cast<const int8_t*>(weight_) + o * (in_ / 2),
+                                                 positions_ + o * prow, xr, in_);
+        y[t * out_ + o] = static_cast<float>(acc) * sw * sx[static_cast<size_t>(t)];  // oneDNN's order
+      }
+    }
+  }
+}
+
+void CpuLinear::forward_fp8(const float* x, int64_t rows, float* y) const {
+  // Quantized activations as their exact f32 values (E4M3 x E4M3 products are exact in f32).
+  std::vector<uint8_t> xq(static_cast<size_t>(rows * in_));
+  std::vector<float> sx(static_cast<size_t>(rows));
+  quantize_fp8_dynamic(x, rows, in_, per_tensor_input_, xq.data(), sx.data());
+  std::vector<float> xv(xq.size());
+  for (size_t i = 0; i < xq.size(); ++i) xv[i] = kFp8E4M3Table[xq[i]];
+  const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));
+#pragma omp parallel num_threads(threads_)
+  {
+    // Several rows: expand the weight row once (a sparse24 row to dense) and reuse it for every
+    // token with a vector dot; one row (decode): read the compressed form directly.
+    const bool expand = !sparse24_ || rows >= kExpandRows;
+    std::vector<float> wrow(expand ? static_cast<size_t>(in_) : 0);
+    std::vector<uint8_t> dense(expand && sparse24_ ? static_cast<size_t>(in_) : 0);
+    const auto [o0, o1] = thread_range(out_, 16);
+    for (int64_t o = o0; o < o1; ++o) {
+      const float sw = weight_scale(o, 0);
+      if (expand) {
+        const uint8_t* r = quantized_row(o, dense.data());
+        for (int64_t c = 0; c < in_; ++c) wrow[static_cast<size_t>(c)] = kFp8E4M3Table[r[c]];
+      }
+      for (int64_t t = 0; t < rows; ++t) {
+        const float* xr = xv.data() + t * in_;
+        const float acc = expand ? dot_f32(wrow.data(), xr, in_)
+                                 : dot_sparse24_fp8(weight_ + o * (in_ / 2), positions_ + o * prow, xr, in_);
+        y[t * out_ + o] = acc * sx[static_cast<size_t>(t)] * sw;
+      }
+    }
+  }
+}
+
+void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
+  // Inputs as the reference sees them: fake-quantized (q * s) when the scheme quantizes them.
+  std::vector<float> xf;
+  const float* xs = x;
+  if (input_ != Input::None) {
+    const size_t n = static_cast<size_t>(rows * in_);
+    xf.resize(n);
+    std::vector<float> sx(static_cast<size_t>(rows), input_scale_);
+    if (input_ == Input::Int8Dynamic || input_ == Input::Int8Static) {
+      std::vector<int8_t> q(n);
+      if (input_ == Input::Int8Dynamic) quantize_int8_dynamic(x, rows, in_, per_tensor_input_, q.data(), sx.data());
+      else quantize_int8_static(x, rows * in_, input_scale_, input_zero_point_, q.data());
+      for (size_t i = 0; i < n; ++i)
+        xf[i] = static_cast<float>(q[i] - input_zero_point_) * sx[i / static_cast<size_t>(in_)];
+    } else {
+      std::vector<uint8_t> q(n);
+      if (input_ == Input::Fp8Dynamic) quantize_fp8_dynamic(x, rows, in_, per_tensor_input_, q.data(), sx.data());
+      else quantize_fp8_static(x, rows * in_, input_scale_, q.data());
+      for (size_t i = 0; i < n; ++i) xf[i] = kFp8E4M3Table[q[i]] * sx[i / static_cast<size_t>(in_)];
+    }
+    xs = xf.data();
+  }
+#pragma omp parallel num_threads(threads_)
+  {
+    std::vector<float> wrow(static_cast<size_t>(in_));
+    std::vector<int8_t> scratch(static_cast<size_t>(in_));
+    const auto [o0, o1] = thread_range(out_, 16);
+    for (int64_t o = o0; o < o1; ++o) {
+      dequantize_row(o, wrow.data(), scratch.data());
+      for (int64_t t = 0; t < rows; ++t) y[t * out_ + o] = dot_f32(wrow.data(), xs + t * in_, in_);
+    }
+  }
+}
+
+}  // namespace sparq::cpu

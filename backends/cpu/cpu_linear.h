@@ -1,0 +1,76 @@
+// One Linear layer on the CPU, for every scheme the converter writes. Weights are read in place
+// from the model file's mmap; nothing dequantized is kept. Three paths:
+//   - INT8 weights x INT8 dynamic activations: exact int32 dot products, y = acc * s_x[t] * s_w[o]
+//     (oneDNN s8 x s8 for row-major weights, see onednn_int8_matmul.h; our own kernel for sparse24);
+//   - FP8 weights x FP8 dynamic activations: products of FP8 values (exact in f32) summed in f32,
+//     y = acc * s_x[t] * s_w[o];
+//   - everything else (BF16/F16/F32, INT4/INT8 weight-only, grouped scales, zero points, g_idx,
+//     static input scales): each weight row dequantized into a per-thread f32 buffer, the inputs
+//     fake-quantized when the scheme quantizes them, f32 dot products.
+// sparse24 weights are read as kept values + 2-bit positions in every path.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/graph/graph.h"
+
+namespace sparq {
+class ModelFile;
+}
+
+namespace sparq::cpu {
+
+class OneDnnInt8Matmul;
+
+struct CpuLinearOptions {
+  int threads = 1;
+  bool use_onednn = true;  // INT8 row-major weights through oneDNN (packed copy) instead of our kernel
+};
+
+class CpuLinear {
+ public:
+  CpuLinear(const LinearSpec& spec, const ModelFile& file, const CpuLinearOptions& opts);
+  ~CpuLinear();
+  CpuLinear(const CpuLinear&) = delete;
+  CpuLinear& operator=(const CpuLinear&) = delete;
+
+  // x [rows, in] -> y [rows, out].
+  void forward(const float* x, int64_t rows, float* y) const;
+  uint64_t repacked_bytes() const;
+
+ private:
+  enum class Input : uint8_t { None, Int8Dynamic, Fp8Dynamic, Int8Static, Fp8Static };
+  enum class Path : uint8_t { Int8, Fp8, Generic };
+
+  void forward_int8(const float* x, int64_t rows, float* y) const;
+  void forward_fp8(const float* x, int64_t rows, float* y) const;
+  void forward_generic(const float* x, int64_t rows, float* y) const;
+  // Row o of the weight, dequantized to f32 (scales, zero points applied).
+  void dequantize_row(int64_t o, float* row, int8_t* scratch) const;
+  // Row o's quantized values, dense: int8 for I8, E4M3 bytes for FP8 (sparse24 expanded).
+  const uint8_t* quantized_row(int64_t o, uint8_t* scratch) const;
+  float weight_scale(int64_t o, int64_t col) const;
+  void add_bias(int64_t rows, float* y) const;
+
+  LinearSpec spec_;
+  int64_t in_ = 0, out_ = 0;
+  DType wtype_ = DType::F32;
+  bool sparse24_ = false;
+  const uint8_t* weight_ = nullptr;     // values (row-major, or sparse24 kept values)
+  const uint8_t* positions_ = nullptr;  // sparse24 positions
+  int64_t groups_ = 1;                  // scale columns per row
+  std::vector<float> scale_;
+  std::vector<int8_t> zero_point_;
+  std::vector<int32_t> g_idx_;
+  std::vector<float> bias_;
+  Input input_ = Input::None;
+  bool per_tensor_input_ = false;
+  float input_scale_ = 1.0f;
+  int input_zero_point_ = 0;
+  Path path_ = Path::Generic;
+  int threads_ = 1;
+  std::unique_ptr<OneDnnInt8Matmul> onednn_;
+};
+
+}  // namespace sparq::cpu

@@ -1,0 +1,77 @@
+#include "backends/cpu/onednn_int8_matmul.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "runtime/core/error.h"
+
+namespace sparq::cpu {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+struct OneDnnInt8Matmul::Impl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  int64_t n = 0, k = 0;
+  std::vector<float> scales;
+  memory::desc packed_md;
+  memory packed;
+  mutable std::mutex mu;
+  mutable std::map<int64_t, dnnl::matmul> by_m;  // one primitive per row count, all sharing the packed weights
+
+  dnnl::matmul::primitive_desc make_pd(int64_t m, const memory::desc& weights_md) const {
+    const memory::desc src({m, k}, dt::s8, tag::ab), dst({m, n}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(1 << 1, scales);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, engine);
+  }
+
+  const dnnl::matmul& primitive(int64_t m) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = by_m.find(m);
+    if (it == by_m.end()) it = by_m.emplace(m, dnnl::matmul(make_pd(m, packed_md))).first;
+    return it->second;
+  }
+};
+
+OneDnnInt8Matmul::OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales,
+                                   int /*threads*/)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& d = *impl_;
+  d.n = n;
+  d.k = k;
+  d.scales = scales;
+  try {
+    // The layout the M = 1 kernel wants; the brgemm kernels of larger M read the same one.
+    auto pd = d.make_pd(1, memory::desc({k, n}, dt::s8, tag::any));
+    d.packed_md = pd.weights_desc();
+    d.packed = memory(d.packed_md, d.engine);
+    // Our weight is [N, K] row-major = a [K, N] matrix in "ba" order.
+    memory user(memory::desc({k, n}, dt::s8, tag::ba), d.engine, const_cast<int8_t*>(weight));
+    dnnl::stream s(d.engine);
+    dnnl::reorder(user, d.packed).execute(s, user, d.packed);
+    s.wait();
+  } catch (const dnnl::error& e) {
+    fail("oneDNN could not set up an INT8 matmul [", n, " x ", k, "]: ", e.what());
+  }
+}
+
+OneDnnInt8Matmul::~OneDnnInt8Matmul() = default;
+
+uint64_t OneDnnInt8Matmul::packed_bytes() const { return impl_->packed_md.get_size(); }
+
+void OneDnnInt8Matmul::run(const int8_t* x, int64_t m, float* y) const {
+  Impl& d = *impl_;
+  try {
+    const dnnl::matmul& mm = d.primitive(m);
+    memory src(memory::desc({m, d.k}, dt::s8, tag::ab), d.engine, const_cast<int8_t*>(x));
+    memory dst(memory::desc({m, d.n}, dt::f32, tag::ab), d.engine, y);
+    dnnl::stream s(d.engine);
+    mm.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, d.packed}, {DNNL_ARG_DST, dst}});
+    s.wait();
+  } catch (const dnnl::error& e) {
+    fail("oneDNN INT8 matmul [", m, " x ", d.k, "] x [", d.k, " x ", d.n, "] failed: ", e.what());
+  }
+}
+
+}  // namespace sparq::cpu

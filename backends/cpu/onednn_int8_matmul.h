@@ -1,0 +1,29 @@
+// y[M, N] = f32(x_s8[M, K] · W_s8[N, K]ᵀ) * s_w[N] through oneDNN 2.6. The per-output-channel weight
+// scales are fixed when the primitive is created (set_output_scales(1 << 1, ...)): runtime scales
+// make oneDNN fall back to a much slower kernel. The per-token activation scale is not fused (an
+// [M, 1] post-op also falls back); the caller applies it afterwards.
+//
+// The weights are reordered once into oneDNN's packed layout (format_tag::any, e.g. BA16a64b4a), so
+// this path holds one copy of each INT8 weight besides the mmap (the file's pages are released).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace sparq::cpu {
+
+class OneDnnInt8Matmul {
+ public:
+  OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales, int threads);
+  ~OneDnnInt8Matmul();
+  void run(const int8_t* x, int64_t m, float* y) const;
+  uint64_t packed_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sparq::cpu
