@@ -2,88 +2,25 @@
 // SwiGLU, separate (or tied) lm_head.
 #include <cmath>
 
+#include "models/decoder_graph_builder.h"
 #include "models/model_builder.h"
 #include "runtime/core/error.h"
-#include "runtime/graph/rope_frequencies.h"
-#include "runtime/model_file/sparq_reader.h"
 
 namespace sparq {
 
 Graph build_llama_graph(const ModelFile& file, const ModelConfig& cfg) {
   if (cfg.hidden_act != "silu") fail("llama: hidden activation \"", cfg.hidden_act, "\" is not supported (silu)");
-  Graph g;
-  const int64_t H = cfg.hidden, Q = cfg.heads * cfg.head_dim, KV = cfg.kv_heads * cfg.head_dim, I = cfg.intermediate;
-  const float eps = static_cast<float>(cfg.rms_norm_eps);
-  const std::vector<float> inv_freq = rope_inv_freq(cfg);
-  g.kv = {cfg.layers, cfg.kv_heads, cfg.head_dim};
-
-  auto norm = [&](ValueId in, const std::string& weight, const std::string& name) {
-    ValueId out = g.add_value(H, name);
-    g.ops.push_back(RmsNormOp{weight, eps, NormForm::Plain, in, out});
-    return out;
-  };
-  auto linear = [&](ValueId in, const std::string& module, int64_t in_w, int64_t out_w) {
-    ValueId out = g.add_value(out_w, module);
-    g.ops.push_back(LinearOp{linear_spec(file, module, in_w, out_w), in, out});
-    return out;
-  };
-  auto add = [&](ValueId a, ValueId b, const std::string& name) {
-    ValueId out = g.add_value(g.widths[static_cast<size_t>(a)], name);
-    g.ops.push_back(AddOp{a, b, out});
-    return out;
-  };
-
-  ValueId h = g.add_value(H, "embed");
-  g.ops.push_back(EmbeddingOp{"model.embed_tokens.weight", 1.0f, h});
+  DecoderGraphBuilder b(file, cfg, NormForm::Plain);
+  ValueId h = b.embedding(1.0f);
   const float attn_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(cfg.head_dim)));
   for (int64_t l = 0; l < cfg.layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    ValueId x = norm(h, p + "input_layernorm.weight", p + "input_layernorm");
-    ValueId q = linear(x, p + "self_attn.q_proj", H, Q);
-    ValueId k = linear(x, p + "self_attn.k_proj", H, KV);
-    ValueId v = linear(x, p + "self_attn.v_proj", H, KV);
-    ValueId qr = g.add_value(Q, p + "q_rope");
-    g.ops.push_back(RopeOp{cfg.heads, cfg.head_dim, inv_freq, q, qr});
-    ValueId kr = g.add_value(KV, p + "k_rope");
-    g.ops.push_back(RopeOp{cfg.kv_heads, cfg.head_dim, inv_freq, k, kr});
-    ValueId att = g.add_value(Q, p + "attention");
-    AttentionOp a;
-    a.layer = l;
-    a.heads = cfg.heads;
-    a.kv_heads = cfg.kv_heads;
-    a.head_dim = cfg.head_dim;
-    a.scale = attn_scale;
-    a.q = qr;
-    a.k = kr;
-    a.v = v;
-    a.out = att;
-    g.ops.push_back(a);
-    ValueId o = linear(att, p + "self_attn.o_proj", Q, H);
-    h = add(h, o, p + "attn_residual");
-
-    ValueId m = norm(h, p + "post_attention_layernorm.weight", p + "post_attention_layernorm");
-    ValueId gate = linear(m, p + "mlp.gate_proj", H, I);
-    ValueId up = linear(m, p + "mlp.up_proj", H, I);
-    ValueId act = g.add_value(I, p + "mlp.act");
-    g.ops.push_back(GatedActivationOp{GateActivation::Silu, gate, up, act});
-    ValueId down = linear(act, p + "mlp.down_proj", I, H);
-    h = add(h, down, p + "mlp_residual");
+    const std::string p = DecoderGraphBuilder::layer_prefix(l);
+    ValueId o = b.attention(b.norm(h, p + "input_layernorm"), l, attn_scale, 0.0f, 0);
+    h = b.add(h, o, p + "attn_residual");
+    ValueId down = b.gated_mlp(b.norm(h, p + "post_attention_layernorm"), p, GateActivation::Silu);
+    h = b.add(h, down, p + "mlp_residual");
   }
-  ValueId final_norm = norm(h, "model.norm.weight", "model.norm");
-  LinearSpec head;
-  if (cfg.tie_embeddings) {
-    head.module = "lm_head";
-    head.weight = "model.embed_tokens.weight";
-    head.in = H;
-    head.out = cfg.vocab;
-    head.scheme.weight_dtype = file.tensor(head.weight).dtype;
-  } else {
-    head = linear_spec(file, "lm_head", H, cfg.vocab);
-  }
-  ValueId logits = g.add_value(cfg.vocab, "logits");
-  g.ops.push_back(LogitsOp{head, final_norm, logits});
-  g.logits = logits;
-  return g;
+  return b.finish(b.logits(h));
 }
 
 }  // namespace sparq
