@@ -18,16 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<fs::path> fixture_dirs() {
-  std::vector<fs::path> out;
-  const fs::path root = fs::path(SPARQ_SOURCE_DIR) / "tests" / "fixtures";
-  if (fs::is_directory(root))
-    for (const auto& e : fs::directory_iterator(root))
-      if (fs::exists(e.path() / "config.json")) out.push_back(e.path());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // Rounds f32 to a float dtype and back, as torch's cast to that dtype does.
 float round_to(DType t, float v) {
   switch (t) {
@@ -78,7 +68,7 @@ struct WeightReader {
 }  // namespace
 
 TEST_CASE("every fixture converts and matches compressed-tensors' decompression bit for bit", "[fixtures]") {
-  const auto dirs = fixture_dirs();
+  const auto dirs = fixture_dirs("config.json");
   REQUIRE(!dirs.empty());
   for (const auto& dir : dirs) {
     DYNAMIC_SECTION(dir.filename().string()) {

@@ -22,16 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<fs::path> fixture_dirs() {
-  std::vector<fs::path> out;
-  const fs::path root = fs::path(SPARQ_SOURCE_DIR) / "tests" / "fixtures";
-  if (fs::is_directory(root))
-    for (const auto& e : fs::directory_iterator(root))
-      if (fs::exists(e.path() / "reference" / "outputs.json")) out.push_back(e.path());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 struct Prompt {
   std::vector<int32_t> ids, greedy_ids;
   std::vector<float> margins;  // reference top1 - top2 at each greedy step
@@ -107,7 +97,7 @@ bool quantizes_activations(const std::string& fixture) {
 // greedy tokens are compared up to the first step the reference decided by less than twice our
 // largest measured logit error on that prompt.
 TEST_CASE("forward pass matches the reference logits and greedy tokens of every fixture", "[forward]") {
-  const auto dirs = fixture_dirs();
+  const auto dirs = fixture_dirs("reference/outputs.json");
   REQUIRE(!dirs.empty());
   ScratchDir scratch("forward");
   for (const fs::path& dir : dirs) {

@@ -2,6 +2,7 @@
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -58,6 +59,17 @@ inline std::string make_safetensors(const std::vector<StTensor>& tensors, const 
   uint64_t n = header.size();
   std::memcpy(out.data(), &n, 8);
   return out + header + data;
+}
+
+// The committed fixture directories (tests/fixtures/*) that hold `marker`, sorted.
+inline std::vector<std::filesystem::path> fixture_dirs(const std::string& marker) {
+  std::vector<std::filesystem::path> out;
+  const std::filesystem::path root = std::filesystem::path(SPARQ_SOURCE_DIR) / "tests" / "fixtures";
+  if (std::filesystem::is_directory(root))
+    for (const auto& e : std::filesystem::directory_iterator(root))
+      if (std::filesystem::exists(e.path() / marker)) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 template <typename T>
