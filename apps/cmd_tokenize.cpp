@@ -9,6 +9,7 @@
 #include "apps/cmd_tokenize.h"
 
 #include <cstdio>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -83,31 +84,32 @@ void write_line(const nlohmann::json& j) {
 
 // ---- tokenize / detokenize ---------------------------------------------------------------
 
-void run_tokenize(const Source& s, bool add_special, bool plain_special) {
-  LoadedTokenizer lt = load(s);
+// Calls fn(object, line number) for each non-blank JSON line on stdin.
+void for_each_json_line(const std::function<void(const nlohmann::json&, size_t)>& fn) {
   std::string line;
   size_t n = 0;
   while (std::getline(std::cin, line)) {
     ++n;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j = parse_json_text(line, "stdin line " + std::to_string(n));
+    fn(parse_json_text(line, "stdin line " + std::to_string(n)), n);
+  }
+  std::fflush(stdout);
+}
+
+void run_tokenize(const Source& s, bool add_special, bool plain_special) {
+  LoadedTokenizer lt = load(s);
+  for_each_json_line([&](const nlohmann::json& j, size_t n) {
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
       fail("stdin line ", n, ": expected an object {\"text\": \"...\"}");
     auto ids = lt.tokenizer->encode(j["text"].get_ref<const std::string&>(), add_special, !plain_special);
     write_line(nlohmann::json{{"ids", ids}});
-  }
-  std::fflush(stdout);
+  });
 }
 
 void run_detokenize(const Source& s, bool skip_special) {
   LoadedTokenizer lt = load(s);
   const auto vocab = static_cast<int64_t>(lt.tokenizer->vocab_size());
-  std::string line;
-  size_t n = 0;
-  while (std::getline(std::cin, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j = parse_json_text(line, "stdin line " + std::to_string(n));
+  for_each_json_line([&](const nlohmann::json& j, size_t n) {
     if (!j.is_object() || !j.contains("ids") || !j["ids"].is_array())
       fail("stdin line ", n, ": expected an object {\"ids\": [...]}");
     std::vector<TokenId> ids;
@@ -119,8 +121,7 @@ void run_detokenize(const Source& s, bool skip_special) {
       ids.push_back(static_cast<TokenId>(id));
     }
     write_line(nlohmann::json{{"text", lt.tokenizer->decode(ids, skip_special)}});
-  }
-  std::fflush(stdout);
+  });
 }
 
 // ---- template ----------------------------------------------------------------------------
