@@ -3,7 +3,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "backends/cpu/cpu_attention.h"
 #include "backends/cpu/cpu_linear.h"
@@ -39,6 +43,47 @@ class BufferPool {
  private:
   std::vector<std::vector<float>> free_;
 };
+
+// Wall time per op kind (linears by module suffix), printed when the backend goes away. On when
+// SPARQ_PROFILE is set: a quick answer to "where does a step go" without an external profiler.
+class OpProfile {
+ public:
+  OpProfile() : on_(std::getenv("SPARQ_PROFILE") != nullptr) {}
+  ~OpProfile() {
+    if (!on_ || totals_.empty()) return;
+    double all = 0;
+    for (const auto& [k, v] : totals_) all += v.seconds;
+    std::fprintf(stderr, "%-24s %10s %8s %7s\n", "op", "seconds", "calls", "share");
+    for (const auto& [k, v] : totals_)
+      std::fprintf(stderr, "%-24s %10.3f %8lld %6.1f%%\n", k.c_str(), v.seconds, static_cast<long long>(v.calls),
+                   100.0 * v.seconds / all);
+  }
+  bool on() const { return on_; }
+  void add(const std::string& key, double seconds) {
+    Entry& e = totals_[key];
+    e.seconds += seconds;
+    ++e.calls;
+  }
+
+ private:
+  struct Entry {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  bool on_;
+  std::map<std::string, Entry> totals_;
+};
+
+// "linear q_proj (decode)", "attention (prefill)", ...
+std::string profile_key(const Op& op, bool decode) {
+  std::string key = op_name(op);
+  if (const auto* l = std::get_if<LinearOp>(&op)) {
+    const std::string& m = l->linear.module;
+    key.append(" ").append(m, m.rfind('.') + 1);
+  }
+  key.append(decode ? " (decode)" : " (prefill)");
+  return key;
+}
 
 struct EmbeddingTable {
   const uint8_t* data = nullptr;
@@ -139,6 +184,7 @@ class CpuBackend final : public Backend {
 
     for (size_t i = 0; i < graph.ops.size(); ++i) {
       const Op& op = graph.ops[i];
+      const auto op_start = profile_.on() ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       if (const auto* e = std::get_if<EmbeddingOp>(&op)) {
         const EmbeddingTable& t = tables_[i];
         cpu::embedding(t.data, t.dtype, t.vocab, t.width, ids, e->scale, make(e->out, rows));
@@ -170,6 +216,9 @@ class CpuBackend final : public Backend {
         linears_[i]->forward(picked.data(), lrows, make(lg->out, lrows));
         pool_.give(std::move(picked));
       }
+      if (profile_.on())
+        profile_.add(profile_key(op, rows == 1),
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - op_start).count());
       for (ValueId v : op_inputs(op))
         if (graph.last_use[static_cast<size_t>(v)] == static_cast<int32_t>(i)) pool_.give(std::move(vals[static_cast<size_t>(v)]));
     }
@@ -198,6 +247,7 @@ class CpuBackend final : public Backend {
   std::vector<EmbeddingTable> tables_;
   uint64_t repacked_ = 0;
   BufferPool pool_;
+  OpProfile profile_;
 };
 
 }  // namespace

@@ -1,13 +1,15 @@
 #include "backends/cpu/cpu_linear.h"
 
-#include <immintrin.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 
 #include "backends/cpu/activation_quant.h"
+#include "backends/cpu/fp8_kernels.h"
 #include "backends/cpu/onednn_int8_matmul.h"
 #include "runtime/core/error.h"
 #include "runtime/core/float_formats.h"
@@ -101,45 +103,15 @@ int32_t dot_sparse24_s8(const int8_t* values, const uint8_t* positions, const in
   return acc;
 }
 
-// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*(), which -O3 reports as
-// maybe-uninitialized (a known false positive).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-float dot_sparse24_fp8(const uint8_t* values, const uint8_t* positions, const float* x, int64_t cols) {
-  float acc = 0.0f;
-  int64_t g = 0;
-#ifdef __AVX512F__
-  // 8 groups (32 columns, 16 kept values) per step. Kept value k of the step sits at column
-  // 4*(k/2) + ((positions word >> 2k) & 3). E4M3 -> f16 is a shift ((b & 0x7f) << 7, sign to bit 15;
-  // the value is then 2^-8 times too small, fixed once at the end), f16 -> f32 in hardware, so
-  // subnormals cost nothing.
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i shifts = _mm512_slli_epi32(lane, 1);
-  const __m512i base = _mm512_slli_epi32(_mm512_srli_epi32(lane, 1), 2);
-  const __m512i three = _mm512_set1_epi32(3);
-  __m512 vacc = _mm512_setzero_ps();
-  for (; g + 8 <= cols / 4; g += 8) {
-    uint32_t word;
-    std::memcpy(&word, positions + g / 2, 4);
-    const __m512i idx = _mm512_add_epi32(
-        base, _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(word)), shifts), three));
-    const __m512 xv = _mm512_i32gather_ps(idx, x + 4 * g, 4);
-    const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + 2 * g)));
-    const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7),
-                                      _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8));
-    vacc = _mm512_fmadd_ps(_mm512_cvtph_ps(h), xv, vacc);
-  }
-  acc = _mm512_reduce_add_ps(vacc) * 256.0f;
-#endif
-  for (; g < cols / 4; ++g) {
-    const int nib = (positions[g / 2] >> (g % 2 * 4)) & 0xf;
-    const float* xg = x + 4 * g;
-    acc += kFp8E4M3Table[values[2 * g]] * xg[nib & 3];
-    acc += kFp8E4M3Table[values[2 * g + 1]] * xg[nib >> 2];
-  }
-  return acc;
-}
-#pragma GCC diagnostic pop
+// From this many activation rows on, FP8 and dequantized weights go through a f32 GEMM over tiles
+// of rows widened once per step; below it, a GEMV per row over cache-sized blocks of weight rows.
+constexpr int64_t kGemmRows = 8;
+// Weight rows per GEMV block: small enough to stay in L1/L2 while every activation row passes over it.
+constexpr int64_t kGemvBlock = 16;
+
+// Rows of one widened tile: about 512 KB of f32, at least 16.
+int64_t widened_tile_rows(int64_t cols) { return std::max<int64_t>(16, (int64_t{128} << 10) / cols / 16 * 16); }
+
 
 }  // namespace
 
@@ -338,28 +310,47 @@ void CpuLinear::forward_fp8(const float* x, int64_t rows, float* y) const {
   std::vector<float> xv(xq.size());
   for (size_t i = 0; i < xq.size(); ++i) xv[i] = kFp8E4M3Table[xq[i]];
   const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));
+  if (rows >= kGemmRows) {
+    gemm_widened(xv.data(), rows, y, [&](int64_t o, int64_t n, float* w) {
+      if (sparse24_) fp8_widen_sparse24(weight_ + o * (in_ / 2), positions_ + o * prow, n, in_, w);
+      else fp8_widen_dense(weight_ + o * in_, n, in_, w);
+    });
+  } else {
 #pragma omp parallel num_threads(threads_)
-  {
-    // Several rows: expand the weight row once (a sparse24 row to dense) and reuse it for every
-    // token with a vector dot; one row (decode): read the compressed form directly.
-    const bool expand = !sparse24_ || rows >= kExpandRows;
-    std::vector<float> wrow(expand ? static_cast<size_t>(in_) : 0);
-    std::vector<uint8_t> dense(expand && sparse24_ ? static_cast<size_t>(in_) : 0);
-    const auto [o0, o1] = thread_range(out_, 16);
-    for (int64_t o = o0; o < o1; ++o) {
-      const float sw = weight_scale(o, 0);
-      if (expand) {
-        const uint8_t* r = quantized_row(o, dense.data());
-        for (int64_t c = 0; c < in_; ++c) wrow[static_cast<size_t>(c)] = kFp8E4M3Table[r[c]];
-      }
-      for (int64_t t = 0; t < rows; ++t) {
-        const float* xr = xv.data() + t * in_;
-        const float acc = expand ? dot_f32(wrow.data(), xr, in_)
-                                 : dot_sparse24_fp8(weight_ + o * (in_ / 2), positions_ + o * prow, xr, in_);
-        y[t * out_ + o] = acc * sx[static_cast<size_t>(t)] * sw;
+    {
+      const auto [o0, o1] = thread_range(out_, kGemvBlock);
+      for (int64_t o = o0; o < o1; o += kGemvBlock) {
+        const int64_t n = std::min(kGemvBlock, o1 - o);
+        for (int64_t t = 0; t < rows; ++t) {
+          const float* xr = xv.data() + t * in_;
+          if (sparse24_) fp8_gemv_sparse24(weight_ + o * (in_ / 2), positions_ + o * prow, n, in_, xr, y + t * out_ + o);
+          else fp8_gemv_dense(weight_ + o * in_, n, in_, xr, y + t * out_ + o);
+        }
       }
     }
   }
+#pragma omp parallel for num_threads(threads_) schedule(static)
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t o = 0; o < out_; ++o) y[t * out_ + o] = y[t * out_ + o] * sx[static_cast<size_t>(t)] * weight_scale(o, 0);
+}
+
+void CpuLinear::gemm_widened(const float* x, int64_t rows, float* y,
+                             const std::function<void(int64_t, int64_t, float*)>& widen) const {
+  // Each thread widens its own tiles and runs a single-threaded GEMM on them (oneDNN's sgemm does
+  // not open a team inside a parallel region), so no thread waits for another.
+  const int64_t tile = std::min(widened_tile_rows(in_), out_);
+  std::atomic<int> failed{0};
+#pragma omp parallel num_threads(threads_)
+  {
+    std::vector<float> w(static_cast<size_t>(tile * in_));
+    const auto [o0, o1] = thread_range(out_, 16);
+    for (int64_t o = o0; o < o1; o += tile) {
+      const int64_t n = std::min(tile, o1 - o);
+      widen(o, n, w.data());
+      if (dnnl_sgemm('N', 'T', rows, n, in_, 1.0f, x, in_, w.data(), in_, 0.0f, y + o, out_) != dnnl_success) failed = 1;
+    }
+  }
+  if (failed) fail(spec_.module, ": oneDNN sgemm failed");
 }
 
 void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
@@ -383,6 +374,13 @@ void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
       for (size_t i = 0; i < n; ++i) xf[i] = kFp8E4M3Table[q[i]] * sx[i / static_cast<size_t>(in_)];
     }
     xs = xf.data();
+  }
+  if (rows >= kGemmRows) {
+    gemm_widened(xs, rows, y, [&](int64_t o, int64_t n, float* w) {
+      std::vector<int8_t> scratch(static_cast<size_t>(in_));
+      for (int64_t r = 0; r < n; ++r) dequantize_row(o + r, w + r * in_, scratch.data());
+    });
+    return;
   }
 #pragma omp parallel num_threads(threads_)
   {

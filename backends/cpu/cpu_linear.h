@@ -10,6 +10,7 @@
 // sparse24 weights are read as kept values + 2-bit positions in every path.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -46,6 +47,9 @@ class CpuLinear {
   void forward_int8(const float* x, int64_t rows, float* y) const;
   void forward_fp8(const float* x, int64_t rows, float* y) const;
   void forward_generic(const float* x, int64_t rows, float* y) const;
+  // y = x Wᵀ through f32 GEMMs over tiles of weight rows that widen(first_row, n, out) writes as f32.
+  void gemm_widened(const float* x, int64_t rows, float* y,
+                    const std::function<void(int64_t, int64_t, float*)>& widen) const;
   // Row o of the weight, dequantized to f32 (scales, zero points applied).
   void dequantize_row(int64_t o, float* row, int8_t* scratch) const;
   // Row o's quantized values, dense: int8 for I8, E4M3 bytes for FP8 (sparse24 expanded).

@@ -1,0 +1,215 @@
+#include "backends/cpu/fp8_kernels.h"
+
+#include <immintrin.h>
+
+#include <array>
+#include <cstring>
+
+#include "runtime/core/float_formats.h"
+
+// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*(), which -O3 reports as
+// (maybe-)uninitialized where they are inlined (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+namespace sparq::cpu {
+
+namespace {
+
+// Scalar form of one sparse24 group of four columns: kept values v[0], v[1] at the nibble's positions.
+inline float group_dot(const uint8_t* v, int nib, const float* x) {
+  return kFp8E4M3Table[v[0]] * x[nib & 3] + kFp8E4M3Table[v[1]] * x[nib >> 2];
+}
+
+inline int group_nibble(const uint8_t* positions, int64_t g) { return (positions[g / 2] >> (g % 2 * 4)) & 0xf; }
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+
+// 32 E4M3 bytes -> 32 f16 lanes holding value * 2^-8: S EEEE MMM moves to bits 15 and 13..7
+// (byte << 8, arithmetic shift right by one, clear the copied sign bit 14). E4M3 subnormals land on
+// f16 subnormals with the same 2^-8 factor, so the conversion is exact everywhere; kUnscale undoes it.
+constexpr float kUnscale = 256.0f;
+inline __m512i e4m3_to_f16_scaled(__m256i bytes) {
+  const __m512i w = _mm512_srai_epi16(_mm512_slli_epi16(_mm512_cvtepu8_epi16(bytes), 8), 1);
+  return _mm512_andnot_si512(_mm512_set1_epi16(0x4000), w);
+}
+// 16 E4M3 bytes -> 16 f32 (value * 2^-8), the same conversion on 256-bit registers (no extract).
+inline __m512 e4m3x16_to_f32_scaled(const uint8_t* p) {
+  const __m256i w = _mm256_srai_epi16(
+      _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 8), 1);
+  return _mm512_cvtph_ps(_mm256_andnot_si256(_mm256_set1_epi16(0x4000), w));
+}
+inline __m512 low_f32(__m512i h) { return _mm512_cvtph_ps(_mm512_castsi512_si256(h)); }
+inline __m512 high_f32(__m512i h) { return _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)); }
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// Lane k of a 32-column block reads column 4*(k/2) + ((word >> 2k) & 3): one variable shift and one
+// ternary-logic op ((shifted & 3) | base) give the permutation indices.
+struct Sparse24Index {
+  __m512i shifts = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  __m512i base = _mm512_set_epi32(28, 28, 24, 24, 20, 20, 16, 16, 12, 12, 8, 8, 4, 4, 0, 0);
+  __m512i three = _mm512_set1_epi32(3);
+  __m512i operator()(uint32_t word) const {
+    const __m512i shifted = _mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(word)), shifts);  // broadcast from memory
+    return _mm512_ternarylogic_epi32(shifted, three, base, 0xEA);  // (a & b) | c
+  }
+};
+
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+}
+
+// Two sparse24 rows at a time share the activation loads; four accumulators hide the FMA latency.
+void sparse24_rows2(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1, const uint8_t* p1, int64_t cols,
+                    const float* x, float* y0, float* y1, const Sparse24Index& index) {
+  __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 64 <= cols; c += 64) {
+    const __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
+    const __m512 x2 = _mm512_loadu_ps(x + c + 32), x3 = _mm512_loadu_ps(x + c + 48);
+    const __m512i h0 = e4m3_to_f16_scaled(load32(v0 + c / 2)), h1 = e4m3_to_f16_scaled(load32(v1 + c / 2));
+    a00 = _mm512_fmadd_ps(low_f32(h0), _mm512_permutex2var_ps(x0, index(load_u32(p0 + c / 8)), x1), a00);
+    a01 = _mm512_fmadd_ps(high_f32(h0), _mm512_permutex2var_ps(x2, index(load_u32(p0 + c / 8 + 4)), x3), a01);
+    a10 = _mm512_fmadd_ps(low_f32(h1), _mm512_permutex2var_ps(x0, index(load_u32(p1 + c / 8)), x1), a10);
+    a11 = _mm512_fmadd_ps(high_f32(h1), _mm512_permutex2var_ps(x2, index(load_u32(p1 + c / 8 + 4)), x3), a11);
+  }
+  if (c + 32 <= cols) {
+    const __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
+    a00 = _mm512_fmadd_ps(e4m3x16_to_f32_scaled(v0 + c / 2), _mm512_permutex2var_ps(x0, index(load_u32(p0 + c / 8)), x1), a00);
+    a10 = _mm512_fmadd_ps(e4m3x16_to_f32_scaled(v1 + c / 2), _mm512_permutex2var_ps(x0, index(load_u32(p1 + c / 8)), x1), a10);
+    c += 32;
+  }
+  float s0 = _mm512_reduce_add_ps(_mm512_add_ps(a00, a01)) * kUnscale;
+  float s1 = _mm512_reduce_add_ps(_mm512_add_ps(a10, a11)) * kUnscale;
+  for (int64_t g = c / 4; g < cols / 4; ++g) {
+    s0 += group_dot(v0 + 2 * g, group_nibble(p0, g), x + 4 * g);
+    s1 += group_dot(v1 + 2 * g, group_nibble(p1, g), x + 4 * g);
+  }
+  *y0 = s0;
+  *y1 = s1;
+}
+
+float dense_row(const uint8_t* w, int64_t cols, const float* x) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 64 <= cols; c += 64) {
+    const __m512i h0 = e4m3_to_f16_scaled(load32(w + c)), h1 = e4m3_to_f16_scaled(load32(w + c + 32));
+    a0 = _mm512_fmadd_ps(low_f32(h0), _mm512_loadu_ps(x + c), a0);
+    a1 = _mm512_fmadd_ps(high_f32(h0), _mm512_loadu_ps(x + c + 16), a1);
+    a2 = _mm512_fmadd_ps(low_f32(h1), _mm512_loadu_ps(x + c + 32), a2);
+    a3 = _mm512_fmadd_ps(high_f32(h1), _mm512_loadu_ps(x + c + 48), a3);
+  }
+  for (; c + 32 <= cols; c += 32) {
+    const __m512i h = e4m3_to_f16_scaled(load32(w + c));
+    a0 = _mm512_fmadd_ps(low_f32(h), _mm512_loadu_ps(x + c), a0);
+    a1 = _mm512_fmadd_ps(high_f32(h), _mm512_loadu_ps(x + c + 16), a1);
+  }
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) * kUnscale;
+  for (; c < cols; ++c) s += kFp8E4M3Table[w[c]] * x[c];
+  return s;
+}
+
+// Byte of positions (two groups) -> the 8-column mask of its kept columns.
+constexpr std::array<uint8_t, 256> kKeptMask = [] {
+  std::array<uint8_t, 256> t{};
+  for (int b = 0; b < 256; ++b) {
+    const int lo = b & 0xf, hi = b >> 4;
+    t[static_cast<size_t>(b)] = static_cast<uint8_t>((1 << (lo & 3)) | (1 << (lo >> 2)) | (1 << (4 + (hi & 3))) | (1 << (4 + (hi >> 2))));
+  }
+  return t;
+}();
+
+#endif
+
+}  // namespace
+
+void fp8_gemv_dense(const uint8_t* w, int64_t rows, int64_t cols, const float* x, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = w + r * cols;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    y[r] = dense_row(row, cols, x);
+#else
+    float s = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) s += kFp8E4M3Table[row[c]] * x[c];
+    y[r] = s;
+#endif
+  }
+}
+
+void fp8_gemv_sparse24(const uint8_t* values, const uint8_t* positions, int64_t rows, int64_t cols, const float* x,
+                       float* y) {
+  const int64_t vrow = cols / 2, prow = (cols + 7) / 8;
+  int64_t r = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  const Sparse24Index index;
+  for (; r + 2 <= rows; r += 2)
+    sparse24_rows2(values + r * vrow, positions + r * prow, values + (r + 1) * vrow, positions + (r + 1) * prow, cols, x,
+                   y + r, y + r + 1, index);
+  if (r < rows) {  // an odd last row: pair it with itself
+    float unused;
+    sparse24_rows2(values + r * vrow, positions + r * prow, values + r * vrow, positions + r * prow, cols, x, y + r,
+                   &unused, index);
+    ++r;
+  }
+#endif
+  for (; r < rows; ++r) {
+    float s = 0.0f;
+    for (int64_t g = 0; g < cols / 4; ++g)
+      s += group_dot(values + r * vrow + 2 * g, group_nibble(positions + r * prow, g), x + 4 * g);
+    y[r] = s;
+  }
+}
+
+void fp8_widen_dense(const uint8_t* w, int64_t rows, int64_t cols, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = w + r * cols;
+    float* o = out + r * cols;
+    int64_t c = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    const __m512 unscale = _mm512_set1_ps(kUnscale);
+    for (; c + 32 <= cols; c += 32) {
+      const __m512i h = e4m3_to_f16_scaled(load32(row + c));
+      _mm512_storeu_ps(o + c, _mm512_mul_ps(low_f32(h), unscale));
+      _mm512_storeu_ps(o + c + 16, _mm512_mul_ps(high_f32(h), unscale));
+    }
+#endif
+    for (; c < cols; ++c) o[c] = kFp8E4M3Table[row[c]];
+  }
+}
+
+void fp8_widen_sparse24(const uint8_t* values, const uint8_t* positions, int64_t rows, int64_t cols, float* out) {
+  const int64_t vrow = cols / 2, prow = (cols + 7) / 8;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* v = values + r * vrow;
+    const uint8_t* p = positions + r * prow;
+    float* o = out + r * cols;
+    int64_t c = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    const __m512 unscale = _mm512_set1_ps(kUnscale);
+    for (; c + 32 <= cols; c += 32) {
+      // 16 kept values of 32 columns: the first 8 belong to columns c..c+15, the next 8 to c+16..c+31;
+      // each half is expanded into its kept columns (zeros elsewhere).
+      const __m512 f = _mm512_mul_ps(e4m3x16_to_f32_scaled(v + c / 2), unscale);
+      const uint8_t* pb = p + c / 8;
+      const __mmask16 lo = static_cast<__mmask16>(kKeptMask[pb[0]] | kKeptMask[pb[1]] << 8);
+      const __mmask16 hi = static_cast<__mmask16>(kKeptMask[pb[2]] | kKeptMask[pb[3]] << 8);
+      _mm512_storeu_ps(o + c, _mm512_maskz_expand_ps(lo, f));
+      _mm512_storeu_ps(o + c + 16, _mm512_maskz_expand_ps(hi, _mm512_shuffle_f32x4(f, f, 0xEE)));
+    }
+#endif
+    for (; c < cols; c += 4) {
+      const int64_t g = c / 4;
+      const int nib = group_nibble(p, g);
+      o[c] = o[c + 1] = o[c + 2] = o[c + 3] = 0.0f;
+      o[c + (nib & 3)] = kFp8E4M3Table[v[2 * g]];
+      o[c + (nib >> 2)] = kFp8E4M3Table[v[2 * g + 1]];
+    }
+  }
+}
+
+}  // namespace sparq::cpu
+
+#pragma GCC diagnostic pop

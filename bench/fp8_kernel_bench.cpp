@@ -1,0 +1,136 @@
+// Throughput of the CPU backend's FP8 weight kernels next to the machine's read bandwidth, in one
+// run: GEMV (decode) over sparse24 and dense E4M3 weights, and widen + f32 GEMM (prefill).
+//   fp8_kernel_bench [rows cols threads reps]     (defaults: 14336 4096 = Llama-3.1-8B up_proj, 2, 5)
+// Weights live in ordinary memory (warm, larger than the L3), as a model's mmap does after load.
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <ctime>
+#include <vector>
+
+#include "backends/cpu/fp8_kernels.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+int g_threads = 1;
+bool g_cpu_time = false;
+
+// Median wall time of f, or (SPARQ_BENCH_CPU_TIME set) its process CPU time divided by the thread
+// count: on a machine shared with other work, CPU time leaves out the time the kernel was not running.
+template <class F>
+double median_seconds(int reps, F&& f) {
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = Clock::now();
+    const double c0 = cpu_seconds();
+    f();
+    t.push_back(g_cpu_time ? (cpu_seconds() - c0) / g_threads : std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Rows [begin, end) of the calling thread.
+std::pair<int64_t, int64_t> my_rows(int64_t rows) {
+  const int64_t n = omp_get_num_threads(), t = omp_get_thread_num();
+  return {rows * t / n / 16 * 16, t + 1 == n ? rows : rows * (t + 1) / n / 16 * 16};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 14336, cols = argc > 2 ? std::atoll(argv[2]) : 4096;
+  const int threads = argc > 3 ? std::atoi(argv[3]) : 2, reps = argc > 4 ? std::atoi(argv[4]) : 5;
+  omp_set_num_threads(threads);
+  g_threads = threads;
+  g_cpu_time = std::getenv("SPARQ_BENCH_CPU_TIME") != nullptr;
+  std::mt19937 rng(1);
+  std::vector<uint8_t> dense(static_cast<size_t>(rows * cols)), values(static_cast<size_t>(rows * cols / 2)),
+      positions(static_cast<size_t>(rows * cols / 8));
+  for (auto& b : dense) b = static_cast<uint8_t>(rng() % 0x7e);
+  for (auto& b : values) b = static_cast<uint8_t>(rng() % 0x7e);
+  static const uint8_t kNibbles[6] = {0x4, 0x8, 0xc, 0x9, 0xd, 0xe};  // first | second << 2, first < second
+  for (auto& b : positions) b = static_cast<uint8_t>(kNibbles[rng() % 6] | kNibbles[rng() % 6] << 4);
+  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+  for (auto& v : x) v = static_cast<float>(rng() % 64) / 32.0f - 1.0f;
+
+  std::printf("shape [%lld x %lld], %d threads, median of %d, %s\n", static_cast<long long>(rows),
+              static_cast<long long>(cols), threads, reps, g_cpu_time ? "CPU time" : "wall time");
+  std::printf("%-34s %10s %12s\n", "kernel", "ms", "throughput");
+
+  // The machine's read bandwidth over the dense buffer (the same bytes a dense GEMV reads).
+  uint64_t sink = 0;
+  const double t_read = median_seconds(reps, [&] {
+    uint64_t total = 0;
+#pragma omp parallel reduction(+ : total)
+    {
+      const auto [r0, r1] = my_rows(rows);
+      const uint64_t* p = reinterpret_cast<const uint64_t*>(dense.data() + r0 * cols);
+      const int64_t n = (r1 - r0) * cols / 8;
+      uint64_t s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = 0; i < n; ++i) s += p[i];
+      total += s;
+    }
+    sink += total;
+  });
+  const double gb_dense = static_cast<double>(rows * cols) / 1e9, gb_sparse = gb_dense * 5 / 8;
+  std::printf("%-34s %10.2f %9.1f GB/s\n", "read bandwidth (u64 sum)", t_read * 1e3, gb_dense / t_read);
+
+  const double t_sparse = median_seconds(reps, [&] {
+#pragma omp parallel
+    {
+      const auto [r0, r1] = my_rows(rows);
+      sparq::cpu::fp8_gemv_sparse24(values.data() + r0 * cols / 2, positions.data() + r0 * cols / 8, r1 - r0, cols,
+                                    x.data(), y.data() + r0);
+    }
+  });
+  std::printf("%-34s %10.2f %9.1f GB/s  (%.0f%% of read bandwidth)\n", "gemv sparse24 (5/8 of dense bytes)",
+              t_sparse * 1e3, gb_sparse / t_sparse, 100.0 * (gb_sparse / t_sparse) / (gb_dense / t_read));
+  const double t_dense = median_seconds(reps, [&] {
+#pragma omp parallel
+    {
+      const auto [r0, r1] = my_rows(rows);
+      sparq::cpu::fp8_gemv_dense(dense.data() + r0 * cols, r1 - r0, cols, x.data(), y.data() + r0);
+    }
+  });
+  std::printf("%-34s %10.2f %9.1f GB/s  (%.0f%% of read bandwidth)\n", "gemv dense", t_dense * 1e3,
+              gb_dense / t_dense, 100.0 * (gb_dense / t_dense) / (gb_dense / t_read));
+
+  // Prefill: widen 32-row tiles per thread, single-threaded sgemm on each (as the linear does).
+  for (int64_t m : {16, 64, 256}) {
+    std::vector<float> xm(static_cast<size_t>(m * cols), 0.5f), ym(static_cast<size_t>(m * rows));
+    const int64_t tile = std::max<int64_t>(16, (int64_t{128} << 10) / cols / 16 * 16);
+    const double t = median_seconds(std::max(1, reps / 2), [&] {
+#pragma omp parallel
+      {
+        std::vector<float> w(static_cast<size_t>(tile * cols));
+        const auto [r0, r1] = my_rows(rows);
+        for (int64_t o = r0; o < r1; o += tile) {
+          const int64_t n = std::min(tile, r1 - o);
+          sparq::cpu::fp8_widen_sparse24(values.data() + o * cols / 2, positions.data() + o * cols / 8, n, cols, w.data());
+          dnnl_sgemm('N', 'T', m, n, cols, 1.0f, xm.data(), cols, w.data(), cols, 0.0f, ym.data() + o, rows);
+        }
+      }
+    });
+    char label[64];
+    std::snprintf(label, sizeof label, "widen sparse24 + sgemm, M=%lld", static_cast<long long>(m));
+    std::printf("%-34s %10.2f %9.1f GFLOPS (dense-equivalent)\n", label, t * 1e3,
+                2.0 * static_cast<double>(m * rows * cols) / t / 1e9);
+  }
+  return sink == 42 ? 1 : 0;
+}
