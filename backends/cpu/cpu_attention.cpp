@@ -1,10 +1,18 @@
 #include "backends/cpu/cpu_attention.h"
 
+#include "backends/cpu/vector_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
+
+// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*(), which -O3 reports as
+// (maybe-)uninitialized where xsimd inlines them (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace sparq::cpu {
 
@@ -40,16 +48,19 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
         float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
         for (int64_t d = 0; d < D; ++d) dot += qh[d] * kj[d];
-        float sc = dot * op.scale;
-        if (op.softcap > 0) sc = std::tanh(sc / op.softcap) * op.softcap;  // before the mask (here: the range)
-        scores[static_cast<size_t>(j - lo)] = sc;
-        mx = std::max(mx, sc);
+        scores[static_cast<size_t>(j - lo)] = dot * op.scale;
       }
+      const int64_t n = pos - lo + 1;
+      float* sc = scores.data();
+      if (op.softcap > 0) {  // before the mask (here: the range)
+        const Floats cap(op.softcap);
+        map_vectors(n, [&](int64_t i, int64_t c) { store(xsimd::tanh(load(sc + i, c) / cap) * cap, sc + i, c); });
+      }
+      for (int64_t i = 0; i < n; ++i) mx = std::max(mx, sc[i]);
+      const Floats vmx(mx);
+      map_vectors(n, [&](int64_t i, int64_t c) { store(xsimd::exp(load(sc + i, c) - vmx), sc + i, c); });
       float sum = 0.0f;
-      for (float& sc : scores) {
-        sc = std::exp(sc - mx);
-        sum += sc;
-      }
+      for (int64_t i = 0; i < n; ++i) sum += sc[i];
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t j = lo; j <= pos; ++j) {
         const float* vj = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, 1) + (j % bt) * D;
@@ -63,3 +74,5 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
 }
 
 }  // namespace sparq::cpu
+
+#pragma GCC diagnostic pop
