@@ -85,6 +85,15 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   return acc;
 }
 
+// BF16 weight row . f32 activations: the widening (a shift) fused into the dot product, so a decode
+// step over a BF16 matrix (Gemma's tied output head) streams the row once.
+float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
+  float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < n; ++i) acc += std::bit_cast<float>(static_cast<uint32_t>(w[i]) << 16) * x[i];
+  return acc;
+}
+
 int32_t dot_s8(const int8_t* a, const int8_t* b, int64_t n) {
   int32_t acc = 0;
 #pragma omp simd reduction(+ : acc)
@@ -380,6 +389,17 @@ void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
       std::vector<int8_t> scratch(static_cast<size_t>(in_));
       for (int64_t r = 0; r < n; ++r) dequantize_row(o + r, w + r * in_, scratch.data());
     });
+    return;
+  }
+  if (!spec_.scheme.quantized() && wtype_ == DType::BF16) {
+    const uint16_t* w = reinterpret_cast<const uint16_t*>(weight_);
+#pragma omp parallel num_threads(threads_)
+    {
+      const auto [o0, o1] = thread_range(out_, kGemvBlock);
+      for (int64_t o = o0; o < o1; o += kGemvBlock)
+        for (int64_t t = 0; t < rows; ++t)
+          for (int64_t r = o; r < std::min(o + kGemvBlock, o1); ++r) y[t * out_ + r] = dot_bf16(w + r * in_, xs + t * in_, in_);
+    }
     return;
   }
 #pragma omp parallel num_threads(threads_)
