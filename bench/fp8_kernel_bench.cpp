@@ -111,10 +111,10 @@ int main(int argc, char** argv) {
   std::printf("%-34s %10.2f %9.1f GB/s  (%.0f%% of read bandwidth)\n", "gemv dense", t_dense * 1e3,
               gb_dense / t_dense, 100.0 * (gb_dense / t_dense) / (gb_dense / t_read));
 
-  // Prefill: widen 32-row tiles per thread, single-threaded sgemm on each (as the linear does).
-  for (int64_t m : {16, 64, 256}) {
+  // Prefill: widen ~4 MB tiles of rows per thread, single-threaded sgemm on each (as the linear does).
+  for (int64_t m : {16, 32, 64, 256}) {
     std::vector<float> xm(static_cast<size_t>(m * cols), 0.5f), ym(static_cast<size_t>(m * rows));
-    const int64_t tile = std::max<int64_t>(16, (int64_t{128} << 10) / cols / 16 * 16);
+    const int64_t tile = std::max<int64_t>(16, (int64_t{1} << 20) / cols / 16 * 16);
     const double t = median_seconds(std::max(1, reps / 2), [&] {
 #pragma omp parallel
       {
