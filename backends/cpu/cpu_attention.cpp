@@ -1,8 +1,12 @@
 #include "backends/cpu/cpu_attention.h"
 
 #include "backends/cpu/vector_math.h"
+#include "runtime/core/error.h"
+
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -16,11 +20,121 @@
 
 namespace sparq::cpu {
 
+namespace {
+
+// From this many rows, a prefill chunk attends through two GEMMs per head (scores = Q Kᵀ over the
+// chunk's keys gathered contiguously, then P V) instead of one dot product per (query, key).
+constexpr int64_t kBlockedRows = 16;
+// Largest score matrix (rows x keys) a blocked task may allocate; longer chunks go row by row.
+constexpr int64_t kMaxBlockedScores = int64_t{16} << 20;
+
+// Consecutive batch rows of one sequence at consecutive positions (one chunk of the batch).
+struct RowRun {
+  int64_t first = 0, count = 0;
+};
+
+std::vector<RowRun> row_runs(std::span<const SeqId> seqs, std::span<const int64_t> positions, int64_t rows) {
+  std::vector<RowRun> runs;
+  for (int64_t r = 0; r < rows; ++r) {
+    const size_t i = static_cast<size_t>(r);
+    if (!runs.empty() && seqs[i] == seqs[i - 1] && positions[i] == positions[i - 1] + 1) ++runs.back().count;
+    else runs.push_back({r, 1});
+  }
+  return runs;
+}
+
+// First key position query position `pos` sees.
+int64_t first_key(const AttentionOp& op, int64_t pos) {
+  return op.sliding_window > 0 ? std::max<int64_t>(0, pos - op.sliding_window + 1) : 0;
+}
+
+// Softmax over scores[0, n) in place, after the soft-cap: exp(s - max) / sum.
+void softmax_scores(const AttentionOp& op, float* sc, int64_t n) {
+  if (op.softcap > 0) {
+    const Floats cap(op.softcap);
+    map_vectors(n, [&](int64_t i, int64_t c) { store(xsimd::tanh(load(sc + i, c) / cap) * cap, sc + i, c); });
+  }
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, sc[i]);
+  const Floats vmx(mx);
+  map_vectors(n, [&](int64_t i, int64_t c) { store(xsimd::exp(load(sc + i, c) - vmx), sc + i, c); });
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += sc[i];
+  for (int64_t i = 0; i < n; ++i) sc[i] /= sum;
+}
+
+// One query row and head against its keys, straight from the cache blocks (decode).
+void attend_row(const AttentionOp& op, const float* qh, SeqId s, int64_t pos, int64_t kvh, const PagedKvCache& cache,
+                std::vector<float>& scores, float* oh) {
+  const int64_t D = op.head_dim, bt = cache.geometry().block_tokens;
+  const int64_t lo = first_key(op, pos);
+  const std::vector<int32_t>& blocks = cache.block_table(s);
+  scores.resize(static_cast<size_t>(pos - lo + 1));
+  for (int64_t j = lo; j <= pos; ++j) {
+    const float* kj = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, 0) + (j % bt) * D;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t d = 0; d < D; ++d) dot += qh[d] * kj[d];
+    scores[static_cast<size_t>(j - lo)] = dot * op.scale;
+  }
+  softmax_scores(op, scores.data(), pos - lo + 1);
+  std::fill(oh, oh + D, 0.0f);
+  for (int64_t j = lo; j <= pos; ++j) {
+    const float* vj = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, 1) + (j % bt) * D;
+    const float w = scores[static_cast<size_t>(j - lo)];
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) oh[d] += w * vj[d];
+  }
+}
+
+// Keys (kind 0) or values (kind 1) of positions [lo, hi] of one kv head, contiguous [hi - lo + 1, D].
+void gather_cache_rows(const AttentionOp& op, const PagedKvCache& cache, const std::vector<int32_t>& blocks,
+                       int64_t kvh, int kind, int64_t lo, int64_t hi, float* out) {
+  const int64_t D = op.head_dim, bt = cache.geometry().block_tokens;
+  for (int64_t j = lo; j <= hi;) {
+    const int64_t in_block = std::min(hi + 1, (j / bt + 1) * bt) - j;
+    const float* src = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, kind) + (j % bt) * D;
+    std::memcpy(out + (j - lo) * D, src, static_cast<size_t>(in_block * D) * sizeof(float));
+    j += in_block;
+  }
+}
+
+// A chunk of consecutive positions and every query head of one kv head, through two GEMMs per head.
+bool attend_run_blocked(const AttentionOp& op, const float* q, const RowRun& run, SeqId s, int64_t pos0, int64_t kvh,
+                        const PagedKvCache& cache, float* out) {
+  const int64_t D = op.head_dim, H = op.heads, group = H / op.kv_heads;
+  const int64_t lo = first_key(op, pos0), hi = pos0 + run.count - 1, nk = hi - lo + 1;
+  std::vector<float> keys(static_cast<size_t>(nk * D)), values(static_cast<size_t>(nk * D));
+  std::vector<float> scores(static_cast<size_t>(run.count * nk));
+  const std::vector<int32_t>& blocks = cache.block_table(s);
+  gather_cache_rows(op, cache, blocks, kvh, 0, lo, hi, keys.data());
+  gather_cache_rows(op, cache, blocks, kvh, 1, lo, hi, values.data());
+  for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+    const float* qh = q + run.first * H * D + h * D;
+    float* oh = out + run.first * H * D + h * D;
+    if (dnnl_sgemm('N', 'T', run.count, nk, D, op.scale, qh, H * D, keys.data(), D, 0.0f, scores.data(), nk) !=
+        dnnl_success)
+      return false;
+    for (int64_t i = 0; i < run.count; ++i) {
+      float* row = scores.data() + i * nk;
+      const int64_t first = first_key(op, pos0 + i) - lo, last = pos0 + i - lo;  // keys the row may see
+      softmax_scores(op, row + first, last - first + 1);
+      std::fill(row, row + first, 0.0f);
+      std::fill(row + last + 1, row + nk, 0.0f);
+    }
+    if (dnnl_sgemm('N', 'N', run.count, D, nk, 1.0f, scores.data(), nk, values.data(), D, 0.0f, oh, H * D) !=
+        dnnl_success)
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void attention(const AttentionOp& op, const float* q, const float* k, const float* v, int64_t rows,
                std::span<const SeqId> seqs, std::span<const int64_t> positions, PagedKvCache& cache, float* out,
                int threads) {
   const int64_t D = op.head_dim, KVH = op.kv_heads, H = op.heads, group = H / KVH;
-  const int64_t bt = cache.geometry().block_tokens;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t h = 0; h < KVH; ++h) {
       const SeqId s = seqs[static_cast<size_t>(r)];
@@ -29,48 +143,42 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
       std::memcpy(cache.value(s, op.layer, h, p), v + (r * KVH + h) * D, static_cast<size_t>(D) * sizeof(float));
     }
 
+  // Tasks: a blocked (chunk, kv head) for long chunks, else one (row, head) per query.
+  struct Task {
+    int64_t run = -1, row = 0, head = 0;  // run >= 0: blocked over the run's rows for kv head `head`
+  };
+  const std::vector<RowRun> runs = row_runs(seqs, positions, rows);
+  std::vector<Task> tasks;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RowRun& run = runs[i];
+    const int64_t pos0 = positions[static_cast<size_t>(run.first)];
+    const int64_t keys = pos0 + run.count - first_key(op, pos0);
+    if (run.count >= kBlockedRows && run.count * keys <= kMaxBlockedScores) {
+      for (int64_t h = 0; h < KVH; ++h) tasks.push_back({static_cast<int64_t>(i), 0, h});
+    } else {
+      for (int64_t r = run.first; r < run.first + run.count; ++r)
+        for (int64_t h = 0; h < H; ++h) tasks.push_back({-1, r, h});
+    }
+  }
+  std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> scores;
-    std::vector<float> acc(static_cast<size_t>(D));
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < rows * H; ++task) {
-      const int64_t r = task / H, h = task % H, kvh = h / group;
-      const SeqId s = seqs[static_cast<size_t>(r)];
-      const int64_t pos = positions[static_cast<size_t>(r)];
-      const int64_t lo = op.sliding_window > 0 ? std::max<int64_t>(0, pos - op.sliding_window + 1) : 0;
-      const std::vector<int32_t>& blocks = cache.block_table(s);
-      const float* qh = q + (r * H + h) * D;
-      scores.resize(static_cast<size_t>(pos - lo + 1));
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = lo; j <= pos; ++j) {
-        const float* kj = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, 0) + (j % bt) * D;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t d = 0; d < D; ++d) dot += qh[d] * kj[d];
-        scores[static_cast<size_t>(j - lo)] = dot * op.scale;
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      const Task& task = tasks[t];
+      if (task.run >= 0) {
+        const RowRun& run = runs[static_cast<size_t>(task.run)];
+        const size_t r0 = static_cast<size_t>(run.first);
+        if (!attend_run_blocked(op, q, run, seqs[r0], positions[r0], task.head, cache, out)) failed = true;
+      } else {
+        const size_t r = static_cast<size_t>(task.row);
+        attend_row(op, q + (task.row * H + task.head) * D, seqs[r], positions[r], task.head / group, cache, scores,
+                   out + (task.row * H + task.head) * D);
       }
-      const int64_t n = pos - lo + 1;
-      float* sc = scores.data();
-      if (op.softcap > 0) {  // before the mask (here: the range)
-        const Floats cap(op.softcap);
-        map_vectors(n, [&](int64_t i, int64_t c) { store(xsimd::tanh(load(sc + i, c) / cap) * cap, sc + i, c); });
-      }
-      for (int64_t i = 0; i < n; ++i) mx = std::max(mx, sc[i]);
-      const Floats vmx(mx);
-      map_vectors(n, [&](int64_t i, int64_t c) { store(xsimd::exp(load(sc + i, c) - vmx), sc + i, c); });
-      float sum = 0.0f;
-      for (int64_t i = 0; i < n; ++i) sum += sc[i];
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t j = lo; j <= pos; ++j) {
-        const float* vj = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, 1) + (j % bt) * D;
-        const float w = scores[static_cast<size_t>(j - lo)] / sum;
-#pragma omp simd
-        for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += w * vj[d];
-      }
-      std::memcpy(out + (r * H + h) * D, acc.data(), static_cast<size_t>(D) * sizeof(float));
     }
   }
+  if (failed) fail("attention: oneDNN sgemm failed");
 }
 
 }  // namespace sparq::cpu
