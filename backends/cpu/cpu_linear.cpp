@@ -135,6 +135,7 @@ CpuLinear::CpuLinear(const LinearSpec& spec, const ModelFile& file, const CpuLin
   sparse24_ = w.layout == Layout::Sparse24;
   auto bytes = file.data(w);
   weight_ = bytes.data();
+  weight_bytes_ = bytes.size();
   if (sparse24_) {
     if (dtype_bits(wtype_) != 8 || in_ % 4) fail(spec.module, ": sparse24 needs an 8-bit weight and in % 4 == 0");
     positions_ = weight_ + sparse24_values_bytes(out_, in_, 1);
@@ -207,6 +208,11 @@ CpuLinear::CpuLinear(const LinearSpec& spec, const ModelFile& file, const CpuLin
 CpuLinear::~CpuLinear() = default;
 
 uint64_t CpuLinear::repacked_bytes() const { return onednn_ ? onednn_->packed_bytes() : 0; }
+
+std::span<const uint8_t> CpuLinear::mapped_weight() const {
+  if (onednn_) return {};
+  return {weight_, weight_bytes_};
+}
 
 float CpuLinear::weight_scale(int64_t o, int64_t col) const {
   if (scale_.size() == 1) return scale_[0];

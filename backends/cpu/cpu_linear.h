@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "runtime/graph/graph.h"
@@ -39,6 +40,8 @@ class CpuLinear {
   // x [rows, in] -> y [rows, out].
   void forward(const float* x, int64_t rows, float* y) const;
   uint64_t repacked_bytes() const;
+  // The file bytes the forward pass reads in place (empty when it reads a repacked copy).
+  std::span<const uint8_t> mapped_weight() const;
 
  private:
   enum class Input : uint8_t { None, Int8Dynamic, Fp8Dynamic, Int8Static, Fp8Static };
@@ -62,6 +65,7 @@ class CpuLinear {
   DType wtype_ = DType::F32;
   bool sparse24_ = false;
   const uint8_t* weight_ = nullptr;     // values (row-major, or sparse24 kept values)
+  uint64_t weight_bytes_ = 0;           // the whole weight tensor (values + positions)
   const uint8_t* positions_ = nullptr;  // sparse24 positions
   int64_t groups_ = 1;                  // scale columns per row
   std::vector<float> scale_;
