@@ -10,6 +10,7 @@
 
 #include "backends/cpu/activation_quant.h"
 #include "backends/cpu/fp8_kernels.h"
+#include "backends/cpu/onednn_bf16_matmul.h"
 #include "backends/cpu/onednn_int8_matmul.h"
 #include "runtime/core/error.h"
 #include "runtime/core/float_formats.h"
@@ -326,7 +327,9 @@ void CpuLinear::forward_fp8(const float* x, int64_t rows, float* y) const {
   std::vector<float> xv(xq.size());
   for (size_t i = 0; i < xq.size(); ++i) xv[i] = kFp8E4M3Table[xq[i]];
   const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));
-  if (rows >= kGemmRows) {
+  if (rows >= kGemmRows && OneDnnBf16Matmul::faster_than_f32()) {
+    gemm_widened_bf16(xv.data(), rows, y);
+  } else if (rows >= kGemmRows) {
     gemm_widened(xv.data(), rows, y, [&](int64_t o, int64_t n, float* w) {
       if (sparse24_) fp8_widen_sparse24(weight_ + o * (in_ / 2), positions_ + o * prow, n, in_, w);
       else fp8_widen_dense(weight_ + o * in_, n, in_, w);
@@ -348,6 +351,31 @@ void CpuLinear::forward_fp8(const float* x, int64_t rows, float* y) const {
 #pragma omp parallel for num_threads(threads_) schedule(static) if (rows * out_ > 65536)  // a decode row is not worth a fork
   for (int64_t t = 0; t < rows; ++t)
     for (int64_t o = 0; o < out_; ++o) y[t * out_ + o] = y[t * out_ + o] * sx[static_cast<size_t>(t)] * weight_scale(o, 0);
+}
+
+void CpuLinear::gemm_widened_bf16(const float* xv, int64_t rows, float* y) const {
+  if (!bf16_) bf16_ = std::make_unique<OneDnnBf16Matmul>(in_);
+  std::vector<uint16_t> xb(static_cast<size_t>(rows * in_));
+  exact_f32_to_bf16(xv, rows * in_, xb.data());
+  const int64_t tile = std::min(widened_tile_rows(in_), out_);
+  const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));
+  std::atomic<int> failed{0};
+#pragma omp parallel num_threads(threads_)
+  {
+    std::vector<uint16_t> w(static_cast<size_t>(tile * in_));
+    const auto [o0, o1] = thread_range(out_, 16);
+    for (int64_t o = o0; o < o1 && !failed; o += tile) {
+      const int64_t n = std::min(tile, o1 - o);
+      if (sparse24_) fp8_widen_sparse24_bf16(weight_ + o * (in_ / 2), positions_ + o * prow, n, in_, w.data());
+      else fp8_widen_dense_bf16(weight_ + o * in_, n, in_, w.data());
+      try {
+        bf16_->run(xb.data(), rows, w.data(), n, y + o, out_);
+      } catch (const Error&) {
+        failed = 1;  // rethrown below, outside the parallel region
+      }
+    }
+  }
+  if (failed) fail(spec_.module, ": oneDNN BF16 matmul failed");
 }
 
 void CpuLinear::gemm_widened(const float* x, int64_t rows, float* y,

@@ -24,6 +24,7 @@ class ModelFile;
 namespace sparq::cpu {
 
 class OneDnnInt8Matmul;
+class OneDnnBf16Matmul;
 
 struct CpuLinearOptions {
   int threads = 1;
@@ -50,6 +51,8 @@ class CpuLinear {
   void forward_int8(const float* x, int64_t rows, float* y) const;
   void forward_fp8(const float* x, int64_t rows, float* y) const;
   void forward_generic(const float* x, int64_t rows, float* y) const;
+  // FP8 weights: y = x Wᵀ through BF16 GEMMs over widened tiles (x: FP8 values as f32, exact in BF16).
+  void gemm_widened_bf16(const float* xv, int64_t rows, float* y) const;
   // y = x Wᵀ through f32 GEMMs over tiles of weight rows that widen(first_row, n, out) writes as f32.
   void gemm_widened(const float* x, int64_t rows, float* y,
                     const std::function<void(int64_t, int64_t, float*)>& widen) const;
@@ -79,6 +82,7 @@ class CpuLinear {
   Path path_ = Path::Generic;
   int threads_ = 1;
   std::unique_ptr<OneDnnInt8Matmul> onednn_;
+  mutable std::unique_ptr<OneDnnBf16Matmul> bf16_;  // made on the first prefill of an FP8 linear
 };
 
 }  // namespace sparq::cpu

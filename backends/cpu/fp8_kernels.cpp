@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <array>
+#include <vector>
 #include <cstring>
 
 #include "runtime/core/float_formats.h"
@@ -207,6 +208,32 @@ void fp8_widen_sparse24(const uint8_t* values, const uint8_t* positions, int64_t
       o[c + (nib & 3)] = kFp8E4M3Table[v[2 * g]];
       o[c + (nib >> 2)] = kFp8E4M3Table[v[2 * g + 1]];
     }
+  }
+}
+
+void exact_f32_to_bf16(const float* x, int64_t n, uint16_t* out) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, x + i, 4);
+    out[i] = static_cast<uint16_t>(b >> 16);
+  }
+}
+
+void fp8_widen_dense_bf16(const uint8_t* w, int64_t rows, int64_t cols, uint16_t* out) {
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    fp8_widen_dense(w + r * cols, 1, cols, row.data());
+    exact_f32_to_bf16(row.data(), cols, out + r * cols);
+  }
+}
+
+void fp8_widen_sparse24_bf16(const uint8_t* values, const uint8_t* positions, int64_t rows, int64_t cols,
+                             uint16_t* out) {
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    fp8_widen_sparse24(values + r * (cols / 2), positions + r * ((cols + 7) / 8), 1, cols, row.data());
+    exact_f32_to_bf16(row.data(), cols, out + r * cols);
   }
 }
 

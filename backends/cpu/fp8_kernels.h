@@ -23,4 +23,11 @@ void fp8_gemv_sparse24(const uint8_t* values, const uint8_t* positions, int64_t 
 void fp8_widen_dense(const uint8_t* w, int64_t rows, int64_t cols, float* out);
 void fp8_widen_sparse24(const uint8_t* values, const uint8_t* positions, int64_t rows, int64_t cols, float* out);
 
+// The same as BF16 bit patterns (exact: E4M3 has 4 significant bits), for BF16 GEMMs.
+void fp8_widen_dense_bf16(const uint8_t* w, int64_t rows, int64_t cols, uint16_t* out);
+void fp8_widen_sparse24_bf16(const uint8_t* values, const uint8_t* positions, int64_t rows, int64_t cols,
+                             uint16_t* out);
+// f32 values that are exact in BF16 (FP8-quantized activations) to BF16 bit patterns (truncation).
+void exact_f32_to_bf16(const float* x, int64_t n, uint16_t* out);
+
 }  // namespace sparq::cpu
