@@ -1,5 +1,6 @@
-// sparq bench FILE [-p 512] [-n 128] [--threads N] [--json]: prefill and decode speed, time to first
-// token and peak resident memory, on a synthetic prompt.
+// sparq bench FILE [-p 512] [-n 128] [--threads N] [--concurrency 1,4,16] [--json]: prefill and decode
+// speed, time to first token and peak resident memory, on a synthetic prompt; with --concurrency,
+// also the aggregate decode speed of the engine's batched step with that many sequences at once.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 
 #include "apps/cmd_generate.h"
 #include "runtime/core/error.h"
+#include "runtime/engine/engine.h"
 
 namespace sparq {
 
@@ -25,15 +27,70 @@ uint64_t peak_rss_bytes() {
 struct BenchArgs {
   std::string model, backend = "cpu";
   int prompt_tokens = 512, gen_tokens = 128, threads = 0, chunk = 512;
+  std::vector<int> concurrency;
   bool json = false;
 };
+
+// A fixed, deterministic prompt of ordinary tokens (ids from the middle of the vocabulary); `variant`
+// changes every token so that concurrent sequences differ.
+std::vector<int32_t> synthetic_prompt(int tokens, int64_t vocab, int variant) {
+  std::vector<int32_t> prompt(static_cast<size_t>(tokens));
+  const size_t span = static_cast<size_t>(vocab / 4);
+  for (size_t i = 0; i < prompt.size(); ++i)
+    prompt[i] = static_cast<int32_t>(vocab / 4 + static_cast<int64_t>((i * 7919 + static_cast<size_t>(variant) * 104729) % span));
+  return prompt;
+}
+
+struct ConcurrentDecode {
+  int sequences = 0;
+  int64_t tokens = 0;  // decoded after every sequence had its first token
+  double seconds = 0, prefill_seconds = 0;
+  double tokens_per_s() const { return seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0; }
+};
+
+// `sequences` requests of prompt_tokens + gen_tokens through the engine: the prompts are prefilled
+// (timed apart), then every step decodes one token of each sequence; all finish on the same step.
+ConcurrentDecode bench_concurrent_decode(RunnableModel& m, const BenchArgs& a, int sequences) {
+  const int64_t vocab = m.graph.widths[static_cast<size_t>(m.graph.logits)];
+  PagedKvCache cache = make_kv_cache(m.graph, static_cast<int64_t>(sequences) * (a.prompt_tokens + a.gen_tokens + 16));
+  EngineOptions opt;
+  opt.prefill_chunk = a.chunk;
+  opt.max_step_tokens = std::max<int64_t>(a.chunk, sequences);
+  opt.max_sequences = sequences;
+  Engine engine(m.graph, *m.backend, cache, nullptr, opt);
+  int64_t decoded = 0;
+  int started = 0;
+  for (int i = 0; i < sequences; ++i) {
+    GenerationRequest r;
+    r.prompt = synthetic_prompt(a.prompt_tokens, vocab, i);
+    r.max_tokens = a.gen_tokens + 1;  // the first token comes from the prefill
+    r.use_default_stop_tokens = false;
+    r.on_event = [&, first = true](const GenerationEvent& e) mutable {
+      if (e.kind != GenerationEvent::Kind::Token) return;
+      if (first) ++started;
+      else ++decoded;
+      first = false;
+    };
+    engine.submit(std::move(r));
+  }
+  ConcurrentDecode out;
+  out.sequences = sequences;
+  const auto t0 = Clock::now();
+  while (started < sequences) engine.step();
+  out.prefill_seconds = seconds_since(t0);
+  decoded = 0;
+  const auto t1 = Clock::now();
+  engine.run_until_idle();
+  out.seconds = seconds_since(t1);
+  out.tokens = decoded;
+  return out;
+}
 
 void run_bench(const BenchArgs& a) {
   RunnableModel m = load_runnable_model(a.model, a.backend, a.threads);
   const int64_t vocab = m.graph.widths[static_cast<size_t>(m.graph.logits)];
   // A fixed, deterministic prompt of ordinary tokens (ids from the middle of the vocabulary).
-  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(vocab / 4 + static_cast<int64_t>((i * 7919) % static_cast<size_t>(vocab / 4)));
+  const std::vector<int32_t> prompt = synthetic_prompt(a.prompt_tokens, vocab, 0);
   PagedKvCache cache = make_kv_cache(m.graph, a.prompt_tokens + a.gen_tokens);
   const SeqId seq = cache.add_sequence();
   BatchLogits out;
@@ -52,6 +109,8 @@ void run_bench(const BenchArgs& a) {
   }
   const double decode_s = seconds_since(t1);
   const double prefill_tps = a.prompt_tokens / prefill_s, decode_tps = a.gen_tokens > 0 ? a.gen_tokens / decode_s : 0.0;
+  std::vector<ConcurrentDecode> concurrent;
+  for (int c : a.concurrency) concurrent.push_back(bench_concurrent_decode(m, a, c));
   if (a.json) {
     nlohmann::json j{{"model", a.model},
                      {"backend", m.backend->name()},
@@ -66,6 +125,12 @@ void run_bench(const BenchArgs& a) {
                      {"decode_tokens_per_s", decode_tps},
                      {"repacked_weight_bytes", m.backend->repacked_weight_bytes()},
                      {"peak_rss_bytes", peak_rss_bytes()}};
+    for (const auto& c : concurrent)
+      j["concurrent_decode"].push_back({{"sequences", c.sequences},
+                                        {"decode_tokens", c.tokens},
+                                        {"decode_s", c.seconds},
+                                        {"decode_tokens_per_s", c.tokens_per_s()},
+                                        {"prefill_s", c.prefill_seconds}});
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("model        %s (%s backend, %d threads)\n", a.model.c_str(), m.backend->name().c_str(), a.threads);
@@ -74,6 +139,10 @@ void run_bench(const BenchArgs& a) {
     std::printf("prefill      %d tokens in %.2f s: %.1f tok/s (time to first token %.2f s)\n", a.prompt_tokens, prefill_s,
                 prefill_tps, prefill_s);
     std::printf("decode       %d tokens in %.2f s: %.2f tok/s\n", a.gen_tokens, decode_s, decode_tps);
+    for (const auto& c : concurrent)
+      std::printf("decode x%-4d %lld tokens in %.2f s: %.2f tok/s aggregate, %.2f per sequence (prefill %.2f s)\n",
+                  c.sequences, static_cast<long long>(c.tokens), c.seconds, c.tokens_per_s(),
+                  c.tokens_per_s() / c.sequences, c.prefill_seconds);
     std::printf("peak RSS     %.0f MiB\n", static_cast<double>(peak_rss_bytes()) / (1 << 20));
   }
 }
@@ -89,6 +158,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--backend", args->backend, "cpu|auto");
   cmd->add_option("--threads", args->threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
   cmd->add_option("--prefill-chunk", args->chunk, "Prompt tokens per prefill step")->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--concurrency", args->concurrency,
+                  "Also decode with this many sequences batched per step through the engine (e.g. 1,4,16)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback([args] { run_bench(*args); });
 }

@@ -1,14 +1,16 @@
-// sparq generate -m FILE -p TEXT -n N [--temp T] [--seed S] [--backend cpu] [--threads N] [--json]
+// sparq generate -m FILE -p TEXT -n N [sampling flags] [--stop TEXT]... [--json]: one request through
+// the generation engine, its text streamed to stdout as tokens arrive.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <random>
 
 #include "apps/cmd_generate.h"
 #include "backends/cpu/cpu_backend.h"
 #include "models/model_builder.h"
 #include "runtime/core/error.h"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/generation_defaults.h"
 #include "runtime/tokenizer/tokenizer_loader.h"
 
 namespace sparq {
@@ -18,97 +20,100 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// End-of-sequence ids: generation_config.json, else config.json (an int or a list).
-std::vector<int32_t> eos_ids(const ModelFile& file) {
-  std::vector<int32_t> out;
-  auto take = [&](const nlohmann::json& j) {
-    if (!j.is_object() || !j.contains("eos_token_id")) return false;
-    const auto& e = j["eos_token_id"];
-    if (e.is_number_integer()) out.push_back(e.get<int32_t>());
-    if (e.is_array())
-      for (const auto& v : e)
-        if (v.is_number_integer()) out.push_back(v.get<int32_t>());
-    return !out.empty();
-  };
-  const auto& m = file.metadata();
-  if (!(m.contains("generation_config") && take(m["generation_config"]))) take(m.at("config"));
-  return out;
-}
-
-int32_t pick_token(const float* logits, int64_t vocab, float temperature, std::mt19937_64& rng) {
-  if (temperature <= 0) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
-  const float mx = *std::max_element(logits, logits + vocab);
-  std::vector<double> p(static_cast<size_t>(vocab));
-  for (int64_t i = 0; i < vocab; ++i) p[static_cast<size_t>(i)] = std::exp((logits[i] - mx) / temperature);
-  std::discrete_distribution<int32_t> d(p.begin(), p.end());
-  return d(rng);
-}
-
 struct GenerateArgs {
   std::string model, prompt, backend = "cpu";
-  int max_tokens = 64, threads = 0, chunk = 256;
-  float temperature = 0;
-  uint64_t seed = 0;
+  int64_t max_tokens = 64, chunk = 256, kv_budget_mib = 0;
+  int threads = 0;
+  SamplingParams sampling;
+  std::vector<std::string> stops;
   bool json = false, ignore_eos = false;
 };
 
+// Flag checks that name the flag and the accepted range (CLI11 prints them before anything loads).
+CLI::Validator in_range(const std::string& what, double lo, double hi, bool lo_open = false) {
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(s, &used);
+          if (used != s.size()) return "not a number: " + s;
+        } catch (const std::exception&) {
+          return "not a number: " + s;
+        }
+        if (!std::isfinite(v) || (lo_open ? v <= lo : v < lo) || v > hi)
+          return "must be in " + std::string(lo_open ? "(" : "[") + CLI::detail::to_string(lo) + ", " +
+                 CLI::detail::to_string(hi) + "], got " + s;
+        return {};
+      },
+      "", what);
+}
+
 void run_generate(const GenerateArgs& a) {
+  for (const auto& s : a.stops)
+    if (s.empty()) fail("--stop needs a non-empty text");
   RunnableModel m = load_runnable_model(a.model, a.backend, a.threads);
   const LoadedTokenizer tok = load_tokenizer(m.file);
   const std::vector<int32_t> prompt = tok.tokenizer->encode(a.prompt, /*add_special=*/true);
   if (prompt.empty()) fail("the prompt encodes to no tokens");
-  const std::vector<int32_t> eos = a.ignore_eos ? std::vector<int32_t>{} : eos_ids(m.file);
-  PagedKvCache cache = make_kv_cache(m.graph, static_cast<int64_t>(prompt.size()) + a.max_tokens);
-  const SeqId seq = cache.add_sequence();
-  std::mt19937_64 rng(a.seed);
 
-  const auto t0 = Clock::now();
-  BatchLogits out;
-  for (size_t start = 0; start < prompt.size(); start += static_cast<size_t>(a.chunk)) {
-    const size_t n = std::min(static_cast<size_t>(a.chunk), prompt.size() - start);
-    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt).subspan(start, n), false}}}, cache, out);
-  }
-  std::vector<int32_t> generated;
-  int32_t next = pick_token(out.row(0), out.vocab, a.temperature, rng);
-  const double ttft = seconds_since(t0);
-  const auto t1 = Clock::now();
-  std::string printed;
-  while (true) {
-    generated.push_back(next);
-    if (!a.json) {  // stream the text, holding back an incomplete UTF-8 character
-      const std::string text = tok.tokenizer->decode(generated, true);
-      if (text.size() > printed.size() && text.compare(0, printed.size(), printed) == 0 &&
-          text.rfind("\xEF\xBF\xBD") != text.size() - 3) {
-        std::fputs(text.c_str() + printed.size(), stdout);
-        std::fflush(stdout);
-        printed = text;
-      }
+  EngineOptions opt = engine_options_for(m.file, tok.tokenizer.get());
+  opt.prefill_chunk = a.chunk;
+  opt.max_step_tokens = std::max<int64_t>(opt.max_step_tokens, a.chunk);
+  const int64_t positions = a.max_tokens > 0 ? static_cast<int64_t>(prompt.size()) + a.max_tokens
+                                             : std::max<int64_t>(opt.context_length, static_cast<int64_t>(prompt.size()) + 1);
+  PagedKvCache cache = a.kv_budget_mib > 0 ? make_kv_cache_bytes(m.graph, static_cast<uint64_t>(a.kv_budget_mib) << 20)
+                                           : make_kv_cache(m.graph, positions);
+  Engine engine(m.graph, *m.backend, cache, tok.tokenizer.get(), opt);
+
+  GenerationRequest r;
+  r.prompt = prompt;
+  r.sampling = a.sampling;
+  r.max_tokens = a.max_tokens;
+  r.use_default_stop_tokens = !a.ignore_eos;
+  r.stop_strings = a.stops;
+  std::vector<int32_t> ids;
+  std::string text;
+  GenerationEvent finished;
+  r.on_event = [&](const GenerationEvent& e) {
+    if (e.kind == GenerationEvent::Kind::Token) ids.push_back(e.token);
+    else finished = e;
+    text += e.text;
+    if (!a.json && !e.text.empty()) {
+      std::fwrite(e.text.data(), 1, e.text.size(), stdout);
+      std::fflush(stdout);
     }
-    if (std::find(eos.begin(), eos.end(), next) != eos.end()) break;
-    if (static_cast<int>(generated.size()) >= a.max_tokens) break;
-    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&next, 1), false}}}, cache, out);
-    next = pick_token(out.row(0), out.vocab, a.temperature, rng);
-  }
-  const double decode_s = seconds_since(t1);
-  const std::string text = tok.tokenizer->decode(generated, true);
-  const double decode_tps = generated.size() > 1 ? static_cast<double>(generated.size() - 1) / decode_s : 0.0;
+  };
+  engine.submit(std::move(r));
+  const auto t0 = Clock::now();
+  engine.run_until_idle();
+  const double total_s = seconds_since(t0);
+
+  const RequestStats& st = finished.stats;
+  const double ttft = st.first_token_seconds;
+  const double decode_s = std::max(0.0, st.total_seconds - ttft);
+  const double decode_tps = ids.size() > 1 && decode_s > 0 ? static_cast<double>(ids.size() - 1) / decode_s : 0.0;
+  const double prefill_tps = ttft > 0 ? static_cast<double>(prompt.size()) / ttft : 0.0;
   if (a.json) {
     nlohmann::json j;
     j["text"] = text;
     j["prompt_ids"] = prompt;
-    j["ids"] = generated;
+    j["ids"] = ids;
+    j["finish_reason"] = finish_reason_name(finished.reason);
     j["backend"] = m.backend->name();
     j["timings"] = {{"load_s", m.load_seconds},
                     {"prefill_s", ttft},
                     {"time_to_first_token_s", ttft},
-                    {"prefill_tokens_per_s", static_cast<double>(prompt.size()) / ttft},
+                    {"prefill_tokens_per_s", prefill_tps},
                     {"decode_s", decode_s},
-                    {"decode_tokens_per_s", decode_tps}};
+                    {"decode_tokens_per_s", decode_tps},
+                    {"total_s", total_s}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    if (printed != text) std::fputs(text.c_str() + std::min(printed.size(), text.size()), stdout);
-    std::fprintf(stderr, "\n[%zu prompt tokens, %.1f tok/s prefill, first token %.3f s; %zu tokens, %.2f tok/s decode]\n",
-                 prompt.size(), static_cast<double>(prompt.size()) / ttft, ttft, generated.size(), decode_tps);
+    std::fprintf(stderr,
+                 "\n[%zu prompt tokens, %.1f tok/s prefill, first token %.3f s; %zu tokens, %.2f tok/s decode; "
+                 "finished: %s]\n",
+                 prompt.size(), prefill_tps, ttft, ids.size(), decode_tps, finish_reason_name(finished.reason));
   }
 }
 
@@ -138,19 +143,44 @@ PagedKvCache make_kv_cache(const Graph& graph, int64_t tokens) {
   return PagedKvCache(geo, std::max<uint64_t>(1, blocks) * geo.block_bytes());
 }
 
+PagedKvCache make_kv_cache_bytes(const Graph& graph, uint64_t budget_bytes) {
+  return PagedKvCache(KvCacheGeometry{graph.kv.layers, graph.kv.kv_heads, graph.kv.head_dim, 16}, budget_bytes);
+}
+
+void add_sampling_flags(CLI::App& cmd, SamplingParams& s) {
+  cmd.add_option("--temp", s.temperature, "Sampling temperature; 0 = greedy")->check(in_range("--temp", 0, 100));
+  cmd.add_option("--top-k", s.top_k, "Keep the k most likely tokens; 0 = off")->check(CLI::Range(0, 1 << 30));
+  cmd.add_option("--top-p", s.top_p, "Nucleus sampling: keep the most likely tokens up to this probability mass; 1 = off")
+      ->check(in_range("--top-p", 0, 1, /*lo_open=*/true));
+  cmd.add_option("--min-p", s.min_p, "Drop tokens less likely than this times the most likely one; 0 = off")
+      ->check(in_range("--min-p", 0, 1));
+  cmd.add_option("--repeat-penalty", s.repeat_penalty, "Divide the logits of recent tokens by this; 1 = off")
+      ->check(in_range("--repeat-penalty", 0, 100, /*lo_open=*/true));
+  cmd.add_option("--presence-penalty", s.presence_penalty, "Subtract this from the logits of recent tokens; 0 = off")
+      ->check(in_range("--presence-penalty", -2, 2));
+  cmd.add_option("--frequency-penalty", s.frequency_penalty, "Subtract this times each recent token's count; 0 = off")
+      ->check(in_range("--frequency-penalty", -2, 2));
+  cmd.add_option("--penalty-last-n", s.penalty_last_n, "Recent tokens the penalties look at; -1 = all")
+      ->check(CLI::Range(-1, 1 << 30));
+  cmd.add_option("--seed", s.seed, "Random seed for sampling");
+}
+
 void add_generate_command(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (greedy with --temp 0)");
   cmd->add_option("-m,--model", args->model, "Model file (.sparq)")->required()->check(CLI::ExistingFile);
   cmd->add_option("-p,--prompt", args->prompt, "Prompt text (encoded with the model's BOS, no chat template)")->required();
-  cmd->add_option("-n,--max-tokens", args->max_tokens, "Tokens to generate")->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--temp", args->temperature, "Sampling temperature; 0 = greedy")->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--seed", args->seed, "Random seed for sampling");
+  cmd->add_option("-n,--max-tokens", args->max_tokens, "Tokens to generate; 0 = up to the context limit")
+      ->check(CLI::Range(0, 1 << 24));
+  add_sampling_flags(*cmd, args->sampling);
+  cmd->add_option("--stop", args->stops, "Stop when the text contains TEXT (not printed); repeatable")->take_all();
   cmd->add_option("--backend", args->backend, "cpu|auto");
   cmd->add_option("--threads", args->threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
   cmd->add_option("--prefill-chunk", args->chunk, "Prompt tokens per prefill step")->check(CLI::Range(1, 1 << 16));
-  cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at end-of-sequence tokens");
-  cmd->add_flag("--json", args->json, "Print one JSON object: text, token ids, timings");
+  cmd->add_option("--kv-budget", args->kv_budget_mib, "KV cache size in MiB (0 = just enough for the prompt and -n)")
+      ->check(CLI::Range(0, 1 << 24));
+  cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at the model's end-of-sequence / end-of-turn tokens");
+  cmd->add_flag("--json", args->json, "Print one JSON object: text, token ids, finish reason, timings");
   cmd->callback([args] { run_generate(*args); });
 }
 

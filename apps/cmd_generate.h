@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/engine/sampler.h"
 #include "runtime/graph/backend.h"
 #include "runtime/model_file/sparq_reader.h"
 
@@ -25,5 +26,10 @@ struct RunnableModel {
 RunnableModel load_runnable_model(const std::string& path, const std::string& backend, int threads);
 // A cache for `tokens` positions of one sequence (rounded up to whole blocks).
 PagedKvCache make_kv_cache(const Graph& graph, int64_t tokens);
+// A cache of as many 16-position blocks as budget_bytes holds (throws when not even one).
+PagedKvCache make_kv_cache_bytes(const Graph& graph, uint64_t budget_bytes);
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --presence-penalty, --frequency-penalty,
+// --penalty-last-n, --seed: each checked with a message naming the flag and its range.
+void add_sampling_flags(CLI::App& cmd, SamplingParams& sampling);
 
 }  // namespace sparq

@@ -1,0 +1,449 @@
+#include "runtime/engine/engine.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "runtime/core/error.h"
+#include "runtime/engine/stop_strings.h"
+#include "runtime/tokenizer/stream_detokenizer.h"
+
+namespace sparq {
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::StopToken: return "stop_token";
+    case FinishReason::StopString: return "stop_string";
+    case FinishReason::Length: return "length";
+    case FinishReason::ContextLimit: return "context_limit";
+    case FinishReason::Cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+void EngineOptions::validate() const {
+  if (max_step_tokens < 1) fail("engine: max_step_tokens must be at least 1 (got ", max_step_tokens, ")");
+  if (prefill_chunk < 1) fail("engine: prefill_chunk must be at least 1 (got ", prefill_chunk, ")");
+  if (max_sequences < 1) fail("engine: max_sequences must be at least 1 (got ", max_sequences, ")");
+  if (context_length < 0) fail("engine: context_length must not be negative (got ", context_length, ")");
+}
+
+struct Engine::Sequence {
+  RequestId id = 0;
+  std::vector<int32_t> tokens;  // the prompt, then every sampled id
+  int64_t prompt_tokens = 0;
+  int64_t max_tokens = 0;
+  std::vector<int32_t> stop_ids;  // sorted
+  SessionId session = 0;
+  std::shared_ptr<EventCallback> on_event;
+  Sampler sampler;
+  std::unique_ptr<StreamDetokenizer> detokenizer;  // null without a tokenizer
+  std::unique_ptr<StopStringMatcher> stop_strings;  // null without stop strings
+
+  SeqId seq = -1;          // the cache sequence while admitted
+  int64_t computed = 0;    // leading tokens whose keys/values are in the cache
+  bool decoding = false;   // the last token was just sampled; it is fed alone as a decode token
+  bool cancelled = false;
+  bool started = false;   // admitted at least once
+  bool finished = false;
+  RequestStats stats;
+  Clock::time_point submitted;
+
+  Sequence(const SamplingParams& params, int64_t vocab) : sampler(params, vocab) {}
+  int64_t generated() const { return static_cast<int64_t>(tokens.size()) - prompt_tokens; }
+};
+
+struct Engine::Session {
+  SeqId seq = -1;               // -1: nothing cached (or a request on the session holds it)
+  std::vector<int32_t> tokens;  // the ids whose keys/values seq holds
+  RequestId busy = 0;           // the unfinished request on this session
+  uint64_t last_used = 0;
+};
+
+namespace {
+
+std::string mib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+int64_t blocks_for(int64_t positions, int64_t block_tokens) { return (positions + block_tokens - 1) / block_tokens; }
+
+}  // namespace
+
+Engine::Engine(const Graph& graph, Backend& backend, PagedKvCache& cache, const Tokenizer* tokenizer,
+               EngineOptions options)
+    : graph_(graph), backend_(backend), cache_(cache), tokenizer_(tokenizer), options_(std::move(options)) {
+  options_.validate();
+  // Every running sequence feeds one token per step, so no more can run than a step holds.
+  options_.max_sequences = std::min(options_.max_sequences, options_.max_step_tokens);
+  if (graph_.logits < 0 || static_cast<size_t>(graph_.logits) >= graph_.widths.size())
+    fail("engine: the graph has no logits value");
+  vocab_ = graph_.widths[static_cast<size_t>(graph_.logits)];
+  const KvCacheGeometry& geo = cache_.geometry();
+  if (geo.layers != graph_.kv.layers || geo.kv_heads != graph_.kv.kv_heads || geo.head_dim != graph_.kv.head_dim)
+    fail("engine: the KV cache geometry (", geo.layers, " layers, ", geo.kv_heads, " kv heads, head dim ", geo.head_dim,
+         ") does not match the model's (", graph_.kv.layers, ", ", graph_.kv.kv_heads, ", ", graph_.kv.head_dim, ")");
+  for (int32_t id : options_.default_stop_tokens)
+    if (id < 0 || id >= vocab_) fail("engine: default stop token ", id, " is outside the vocabulary (", vocab_, " ids)");
+}
+
+Engine::~Engine() {
+  for (auto& [id, s] : sequences_)
+    if (s->seq >= 0 && cache_.has_sequence(s->seq)) cache_.remove_sequence(s->seq);
+  for (auto& [id, session] : sessions_)
+    if (session->seq >= 0 && cache_.has_sequence(session->seq)) cache_.remove_sequence(session->seq);
+}
+
+int64_t Engine::max_sequence_tokens() const {
+  const int64_t cache_tokens = static_cast<int64_t>(cache_.capacity_tokens());
+  return options_.context_length > 0 ? std::min(options_.context_length, cache_tokens) : cache_tokens;
+}
+
+bool Engine::idle() const { return sequences_.empty(); }
+int64_t Engine::running() const { return static_cast<int64_t>(running_.size()); }
+int64_t Engine::waiting() const { return static_cast<int64_t>(waiting_.size()); }
+
+Engine::Sequence& Engine::sequence(RequestId id) { return *sequences_.at(id); }
+
+// Positions a request occupies at most: its prompt plus what it may generate (the last sampled id is
+// never fed, but counting it keeps the context rule that prompt + generated <= the context length).
+void Engine::check_fits(const GenerationRequest& r) const {
+  const int64_t prompt = static_cast<int64_t>(r.prompt.size());
+  const int64_t generate = r.max_tokens > 0 ? r.max_tokens : 1;
+  const int64_t positions = prompt + generate;
+  const std::string what = std::to_string(positions) + " positions (" + std::to_string(prompt) + " prompt + " +
+                           std::to_string(generate) + (r.max_tokens > 0 ? " to generate)" : " generated at least)");
+  if (options_.context_length > 0 && positions > options_.context_length)
+    fail("the request needs ", what, ", more than the context length of ", options_.context_length,
+         " (lower max_tokens or shorten the prompt)");
+  const int64_t bt = cache_.geometry().block_tokens;
+  const int64_t need_blocks = blocks_for(positions, bt);
+  if (need_blocks > cache_.total_blocks()) {
+    const uint64_t bb = cache_.geometry().block_bytes();
+    fail("the request needs ", what, ": ", need_blocks, " KV blocks of ", bt, " positions, ",
+         mib(static_cast<uint64_t>(need_blocks) * bb), "; the KV cache holds ", cache_.total_blocks(), " blocks (",
+         cache_.capacity_tokens(), " positions, ", mib(static_cast<uint64_t>(cache_.total_blocks()) * bb),
+         ") (raise the KV cache budget, lower max_tokens or shorten the prompt)");
+  }
+}
+
+RequestId Engine::submit(GenerationRequest r) {
+  // Everything is checked before anything changes, so a refused request leaves no trace.
+  if (r.prompt.empty()) fail("the request's prompt has no tokens");
+  for (size_t i = 0; i < r.prompt.size(); ++i)
+    if (r.prompt[i] < 0 || r.prompt[i] >= vocab_)
+      fail("prompt token ", i, " is id ", r.prompt[i], ", outside the vocabulary (", vocab_, " ids)");
+  if (r.max_tokens < 0) fail("max_tokens must not be negative (got ", r.max_tokens, "; 0 = up to the context limit)");
+  for (int32_t id : r.stop_token_ids)
+    if (id < 0 || id >= vocab_) fail("stop token id ", id, " is outside the vocabulary (", vocab_, " ids)");
+  if (!r.stop_strings.empty() && !tokenizer_) fail("stop strings need the model's tokenizer to decode text");
+  Session* session = nullptr;
+  if (r.session != 0) {
+    auto it = sessions_.find(r.session);
+    if (it == sessions_.end()) fail("no open session ", r.session);
+    session = it->second.get();
+    if (session->busy) fail("session ", r.session, " is still generating (request ", session->busy, ")");
+  }
+  check_fits(r);
+  auto s = std::make_unique<Sequence>(r.sampling, vocab_);  // validates the sampling parameters
+  if (!r.stop_strings.empty()) s->stop_strings = std::make_unique<StopStringMatcher>(std::move(r.stop_strings));
+
+  s->id = next_request_++;
+  s->prompt_tokens = static_cast<int64_t>(r.prompt.size());
+  s->tokens = std::move(r.prompt);
+  s->max_tokens = r.max_tokens;
+  s->stop_ids = std::move(r.stop_token_ids);
+  if (r.use_default_stop_tokens)
+    s->stop_ids.insert(s->stop_ids.end(), options_.default_stop_tokens.begin(), options_.default_stop_tokens.end());
+  std::sort(s->stop_ids.begin(), s->stop_ids.end());
+  s->session = r.session;
+  if (r.on_event) s->on_event = std::make_shared<EventCallback>(std::move(r.on_event));
+  if (tokenizer_) s->detokenizer = std::make_unique<StreamDetokenizer>(*tokenizer_, /*skip_special=*/true);
+  s->stats.prompt_tokens = s->prompt_tokens;
+  s->submitted = Clock::now();
+  if (session) session->busy = s->id;
+  const RequestId id = s->id;
+  waiting_.push_back(id);
+  sequences_.emplace(id, std::move(s));
+  return id;
+}
+
+bool Engine::cancel(RequestId id) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end() || it->second->cancelled) return false;
+  it->second->cancelled = true;
+  return true;
+}
+
+SessionId Engine::open_session() {
+  const SessionId id = next_session_++;
+  sessions_.emplace(id, std::make_unique<Session>());
+  return id;
+}
+
+void Engine::reset_session(SessionId id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) fail("no open session ", id);
+  Session& s = *it->second;
+  if (s.busy) fail("session ", id, " is still generating (request ", s.busy, "); cancel it and step first");
+  if (s.seq >= 0) cache_.remove_sequence(s.seq);
+  s.seq = -1;
+  s.tokens.clear();
+}
+
+void Engine::close_session(SessionId id) {
+  reset_session(id);
+  sessions_.erase(id);
+}
+
+std::span<const int32_t> Engine::session_tokens(SessionId id) const {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) fail("no open session ", id);
+  return it->second->tokens;
+}
+
+// Frees the least recently used cached session sequence that no admitted request holds.
+bool Engine::evict_idle_session(SessionId keep) {
+  Session* victim = nullptr;
+  for (auto& [id, s] : sessions_)
+    if (id != keep && s->seq >= 0 && (!victim || s->last_used < victim->last_used)) victim = s.get();
+  if (!victim) return false;
+  cache_.remove_sequence(victim->seq);
+  victim->seq = -1;
+  victim->tokens.clear();
+  ++totals_.session_evictions;
+  return true;
+}
+
+// Frees the sequence's blocks and queues it (at the front) to be recomputed from its tokens so far.
+void Engine::preempt(Sequence& s) {
+  cache_.remove_sequence(s.seq);
+  s.seq = -1;
+  s.computed = 0;
+  s.decoding = false;
+  ++s.stats.preemptions;
+  ++totals_.preemptions;
+  ++last_step_.preempted;
+  running_.erase(std::find(running_.begin(), running_.end(), s.id));
+  waiting_.insert(waiting_.begin(), s.id);
+}
+
+// Gives the sequence's cache sequence back: to its session (kept for the next request) or the pool.
+void Engine::release(Sequence& s) {
+  if (s.session != 0) {
+    Session& session = *sessions_.at(s.session);
+    session.busy = 0;
+    session.last_used = ++session_clock_;
+    if (s.seq >= 0) {
+      session.seq = s.seq;
+      session.tokens.assign(s.tokens.begin(), s.tokens.begin() + s.computed);
+    }
+  } else if (s.seq >= 0) {
+    cache_.remove_sequence(s.seq);
+  }
+  s.seq = -1;
+  auto r = std::find(running_.begin(), running_.end(), s.id);
+  if (r != running_.end()) running_.erase(r);
+  auto w = std::find(waiting_.begin(), waiting_.end(), s.id);
+  if (w != waiting_.end()) waiting_.erase(w);
+}
+
+void Engine::finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>& events) {
+  GenerationEvent ev;
+  ev.request = s.id;
+  ev.kind = GenerationEvent::Kind::Finished;
+  if (reason != FinishReason::StopString && s.detokenizer) {
+    // Whatever the detokenizer still holds, then whatever the stop-string matcher held back.
+    std::string tail = s.detokenizer->finish();
+    if (s.stop_strings) {
+      tail = s.stop_strings->push(tail);
+      if (s.stop_strings->stopped()) {
+        if (reason != FinishReason::StopToken && reason != FinishReason::Cancelled) reason = FinishReason::StopString;
+      } else {
+        tail += s.stop_strings->flush();
+      }
+    }
+    ev.text = std::move(tail);
+  }
+  ev.reason = reason;
+  s.stats.generated_tokens = s.generated();
+  s.stats.total_seconds = std::chrono::duration<double>(Clock::now() - s.submitted).count();
+  ev.stats = s.stats;
+  events.push_back({s.on_event, std::move(ev)});
+  s.finished = true;
+  release(s);
+}
+
+// Records a sampled id: its event, then whether the request is done.
+void Engine::after_sample(Sequence& s, int32_t token, std::vector<PendingEvent>& events) {
+  s.tokens.push_back(token);
+  if (s.generated() == 1) s.stats.first_token_seconds = std::chrono::duration<double>(Clock::now() - s.submitted).count();
+  GenerationEvent ev;
+  ev.request = s.id;
+  ev.token = token;
+  const bool stop_token = std::binary_search(s.stop_ids.begin(), s.stop_ids.end(), token);
+  if (!stop_token && s.detokenizer) {
+    ev.text = s.detokenizer->push(token);
+    if (s.stop_strings) ev.text = s.stop_strings->push(ev.text);
+  }
+  events.push_back({s.on_event, std::move(ev)});
+  if (stop_token) return finish(s, FinishReason::StopToken, events);
+  if (s.stop_strings && s.stop_strings->stopped()) return finish(s, FinishReason::StopString, events);
+  if (s.max_tokens > 0 && s.generated() >= s.max_tokens) return finish(s, FinishReason::Length, events);
+  if (static_cast<int64_t>(s.tokens.size()) >= max_sequence_tokens()) return finish(s, FinishReason::ContextLimit, events);
+  s.decoding = true;
+}
+
+// Claims a cache sequence for the head of the queue when `room_blocks` (free blocks not promised to
+// running sequences) can hold all of its tokens; evicts idle session caches to make that room.
+bool Engine::admit(Sequence& s, int64_t& room_blocks) {
+  const int64_t bt = cache_.geometry().block_tokens;
+  const int64_t length = static_cast<int64_t>(s.tokens.size());
+  Session* session = s.session ? sessions_.at(s.session).get() : nullptr;
+  auto need = [&] { return session && session->seq >= 0 ? cache_.blocks_needed(session->seq, length) : blocks_for(length, bt); };
+  while (need() > room_blocks) {
+    const int64_t before = cache_.free_blocks();
+    if (!evict_idle_session(s.session)) return false;
+    room_blocks += cache_.free_blocks() - before;
+  }
+  room_blocks -= need();
+  if (session && session->seq >= 0) {
+    // Reuse the longest common prefix; at least one token is fed so that there are logits to sample.
+    const auto& cached = session->tokens;
+    int64_t common = 0;
+    const int64_t limit = std::min<int64_t>(static_cast<int64_t>(cached.size()), length - 1);
+    while (common < limit && cached[static_cast<size_t>(common)] == s.tokens[static_cast<size_t>(common)]) ++common;
+    s.seq = session->seq;
+    cache_.truncate(s.seq, common);
+    s.computed = common;
+    if (!s.started) s.stats.reused_tokens = common;
+    session->seq = -1;
+    session->tokens.clear();
+  } else {
+    s.seq = cache_.add_sequence();
+    s.computed = 0;
+  }
+  if (!s.started) {
+    s.started = true;
+    s.stats.queued_seconds = std::chrono::duration<double>(Clock::now() - s.submitted).count();
+  }
+  return true;
+}
+
+bool Engine::step() {
+  last_step_ = {};
+  std::vector<PendingEvent> events;
+  // Cancellations take effect before anything runs.
+  std::vector<RequestId> cancelled;
+  for (const auto& [id, s] : sequences_)
+    if (s->cancelled) cancelled.push_back(id);
+  for (RequestId id : cancelled) {
+    finish(sequence(id), FinishReason::Cancelled, events);
+    sequences_.erase(id);
+  }
+
+  // Plan: running sequences oldest first (decode tokens always fit the budget: max_sequences <=
+  // max_step_tokens), then the queue in order while the budget and the cache allow.
+  struct Planned {
+    Sequence* s;
+    int64_t n;
+  };
+  std::vector<Planned> plan;
+  int64_t decoders = 0;
+  for (RequestId id : running_) decoders += sequence(id).decoding ? 1 : 0;
+  int64_t prefill_budget = options_.max_step_tokens - decoders;
+  int64_t planned_blocks = 0;
+  auto free_blocks = [&] { return cache_.free_blocks() - planned_blocks; };
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Sequence& s = sequence(running_[i]);
+    const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.computed;
+    const int64_t n = s.decoding ? 1 : std::min({pending, options_.prefill_chunk, prefill_budget});
+    if (n <= 0) continue;
+    int64_t need = cache_.blocks_needed(s.seq, s.computed + n);
+    bool preempted_self = false;
+    while (need > free_blocks()) {
+      // Room comes from idle session caches first, then from the newest running sequence (not yet planned).
+      if (evict_idle_session(0)) continue;
+      Sequence& victim = sequence(running_.back());
+      if (victim.decoding) prefill_budget += 1;
+      preempted_self = &victim == &s;
+      preempt(victim);
+      if (preempted_self) break;
+    }
+    if (preempted_self) break;
+    if (!s.decoding) prefill_budget -= n;
+    planned_blocks += need;
+    plan.push_back({&s, n});
+  }
+  // Admission keeps room for every running sequence's whole pending input, so that a new request
+  // does not take blocks a prefill in progress will need. A step that had to preempt admits nothing.
+  int64_t room = cache_.free_blocks();
+  for (RequestId id : running_) {
+    const Sequence& s = sequence(id);
+    room -= cache_.blocks_needed(s.seq, static_cast<int64_t>(s.tokens.size()));
+  }
+  while (last_step_.preempted == 0 && !waiting_.empty() && prefill_budget > 0 &&
+         static_cast<int64_t>(running_.size()) < options_.max_sequences) {
+    Sequence& s = sequence(waiting_.front());
+    if (!admit(s, room)) break;
+    waiting_.erase(waiting_.begin());
+    running_.push_back(s.id);
+    const int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, options_.prefill_chunk, prefill_budget});
+    prefill_budget -= n;
+    planned_blocks += cache_.blocks_needed(s.seq, s.computed + n);
+    plan.push_back({&s, n});
+  }
+
+  Batch batch;
+  for (const Planned& p : plan) {
+    const auto tokens = std::span<const int32_t>(p.s->tokens).subspan(static_cast<size_t>(p.s->computed), static_cast<size_t>(p.n));
+    batch.chunks.push_back({p.s->seq, tokens, false});
+  }
+  bool ran = false;
+  if (!plan.empty()) {
+    try {
+      reserve_batch(batch, cache_);
+      ran = true;
+    } catch (const KvCacheFull&) {
+      // The plan counted every block the engine's own sequences need, so only a user of the cache
+      // outside the engine gets here: make room and plan again on the next step.
+      if (running_.empty()) throw;
+      preempt(sequence(running_.back()));
+    }
+  }
+  if (ran) {
+    backend_.run(graph_, batch, cache_, logits_);
+    ++totals_.steps;
+    std::vector<RequestId> done;
+    for (size_t c = 0; c < plan.size(); ++c) {
+      Sequence& s = *plan[c].s;
+      if (s.decoding) {
+        ++last_step_.decode_sequences;
+        ++totals_.decode_tokens;
+      } else {
+        ++last_step_.prefill_sequences;
+        last_step_.prefill_tokens += plan[c].n;
+        s.stats.prefilled_tokens += plan[c].n;
+        totals_.prefill_tokens += plan[c].n;
+      }
+      s.computed += plan[c].n;
+      if (s.computed < static_cast<int64_t>(s.tokens.size())) continue;  // more prompt to read
+      const int32_t token = s.sampler.sample(std::span<const float>(logits_.row(c), static_cast<size_t>(vocab_)), s.tokens);
+      after_sample(s, token, events);
+      if (s.finished) done.push_back(s.id);
+    }
+    for (RequestId id : done) sequences_.erase(id);
+  }
+  for (const auto& [callback, ev] : events)
+    if (callback && *callback) (*callback)(ev);
+  return !plan.empty() || !cancelled.empty();
+}
+
+void Engine::run_until_idle() {
+  while (!idle())
+    if (!step() && !idle())
+      fail("engine: ", waiting_.size(), " requests wait for KV cache blocks that nothing running will free");
+}
+
+}  // namespace sparq

@@ -1,0 +1,182 @@
+// The generation engine: turns requests (token-id prompts plus sampling and stop settings) into
+// streamed tokens and text, running many sequences through one Backend over one PagedKvCache.
+//
+// Each step() is ONE Backend::run over a batch holding a decode token for every running sequence
+// plus prefill chunks of sequences that are still reading their prompt, up to a token budget
+// (continuous batching: requests join and leave between steps). A request whose prompt and
+// max_tokens can never fit the cache or the model's context is refused at submit(); when the cache
+// is merely full, new requests wait, and a running sequence that runs out of blocks preempts the
+// newest one (its blocks are freed and it is recomputed later from its prompt and the tokens it
+// generated so far; sampling state is kept, so its output does not change).
+//
+// Sessions keep a finished request's sequence in the cache with the ids it holds; the next request
+// on the session prefills only what follows the longest common prefix (a chat's earlier turns).
+//
+// Not thread-safe: one thread calls submit/step/cancel. Event callbacks run inside step() after the
+// step's bookkeeping is done, so they may call submit() and cancel().
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/engine/sampler.h"
+#include "runtime/graph/backend.h"
+#include "runtime/kv_cache/paged_kv_cache.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace sparq {
+
+using RequestId = int64_t;
+using SessionId = int64_t;  // 0 = no session
+
+enum class FinishReason : uint8_t {
+  StopToken,     // sampled one of the stop token ids (delivered as a Token event with empty text)
+  StopString,    // the text reached a stop string (neither it nor anything after it is emitted)
+  Length,        // max_tokens generated
+  ContextLimit,  // the sequence filled the model's context (or the whole KV cache)
+  Cancelled,     // cancel() was called
+};
+// "stop_token", "stop_string", "length", "context_limit", "cancelled".
+const char* finish_reason_name(FinishReason reason);
+
+struct RequestStats {
+  int64_t prompt_tokens = 0;     // the request's prompt length
+  int64_t reused_tokens = 0;     // prompt tokens whose keys/values the session already held
+  int64_t prefilled_tokens = 0;  // tokens run in prefill chunks (recomputation after preemption included)
+  int64_t generated_tokens = 0;  // sampled tokens (a stop token included)
+  int64_t preemptions = 0;       // times the sequence was evicted to make room and recomputed
+  double queued_seconds = 0;       // submit -> first step that ran it
+  double first_token_seconds = 0;  // submit -> first sampled token
+  double total_seconds = 0;        // submit -> finish
+};
+
+struct GenerationEvent {
+  enum class Kind : uint8_t { Token, Finished };
+  RequestId request = 0;
+  Kind kind = Kind::Token;
+  int32_t token = -1;  // Token: the sampled id
+  // Text that is now safe to show: whole UTF-8 characters, none of a stop string. Concatenating the
+  // text of all of a request's events (Finished included) gives its whole output.
+  std::string text;
+  FinishReason reason = FinishReason::Length;  // Finished only
+  RequestStats stats;                          // Finished only
+};
+using EventCallback = std::function<void(const GenerationEvent&)>;
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;  // token ids; for a session, the whole conversation so far
+  SamplingParams sampling;
+  // Tokens to generate; 0 = until a stop condition or the context limit.
+  int64_t max_tokens = 256;
+  std::vector<int32_t> stop_token_ids;   // in addition to the defaults below
+  bool use_default_stop_tokens = true;   // the model's end-of-sequence / end-of-turn ids (EngineOptions)
+  std::vector<std::string> stop_strings; // needs a tokenizer
+  SessionId session = 0;                 // reuse and keep this session's cached sequence
+  EventCallback on_event;                // may be empty
+};
+
+struct EngineOptions {
+  int64_t max_step_tokens = 512;  // tokens one Backend::run takes (decodes + prefill chunks)
+  int64_t prefill_chunk = 256;    // most prompt tokens one sequence feeds in one step
+  int64_t max_sequences = 64;     // sequences running at once (capped at max_step_tokens)
+  int64_t context_length = 0;     // most positions of one sequence; 0 = only the cache bounds it
+  std::vector<int32_t> default_stop_tokens;  // see generation_defaults.h
+  // Throws sparq::Error naming the bad field.
+  void validate() const;
+};
+
+// What the last step() ran, and totals since construction.
+struct StepStats {
+  int64_t decode_sequences = 0;   // sequences that fed one just-sampled token
+  int64_t prefill_sequences = 0;  // sequences that fed a prompt (or recomputation) chunk
+  int64_t prefill_tokens = 0;
+  int64_t preempted = 0;          // sequences evicted while planning this step
+};
+struct EngineTotals {
+  int64_t steps = 0, prefill_tokens = 0, decode_tokens = 0, preemptions = 0, session_evictions = 0;
+};
+
+class Engine {
+ public:
+  // graph, backend, cache and tokenizer must outlive the engine; the backend is already prepared.
+  // tokenizer may be null: events then carry no text and stop strings are refused.
+  Engine(const Graph& graph, Backend& backend, PagedKvCache& cache, const Tokenizer* tokenizer,
+         EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a request. Throws sparq::Error (and changes nothing) when it is invalid or can never
+  // fit: the message says how many tokens / KV blocks / MiB it needs and what the budget holds.
+  RequestId submit(GenerationRequest request);
+  // Stops a queued or running request before the next step runs (its Finished event comes from
+  // that step). False when the id is unknown or already finished.
+  bool cancel(RequestId id);
+  // Runs one batch and delivers its events. False when there was nothing to do.
+  bool step();
+  // Steps until no request is queued or running.
+  void run_until_idle();
+
+  bool idle() const;
+  int64_t running() const;  // sequences admitted to the cache (prefilling or decoding)
+  int64_t waiting() const;  // queued, not admitted (new or preempted)
+
+  // A session keeps its sequence's keys/values between requests.
+  SessionId open_session();
+  // Forgets the cached sequence (frees its blocks); the session stays open. Throws while a request
+  // on it is unfinished.
+  void reset_session(SessionId session);
+  // reset_session, then the id is no longer valid.
+  void close_session(SessionId session);
+  // The ids whose keys/values the session holds now (empty after a reset or an eviction).
+  std::span<const int32_t> session_tokens(SessionId session) const;
+
+  const StepStats& last_step() const { return last_step_; }
+  const EngineTotals& totals() const { return totals_; }
+  const EngineOptions& options() const { return options_; }
+  int64_t vocab() const { return vocab_; }
+  // Positions one sequence may hold: min(context_length, the whole cache).
+  int64_t max_sequence_tokens() const;
+
+ private:
+  struct Sequence;
+  struct Session;
+  using Clock = std::chrono::steady_clock;
+  // An event waiting for the end of the step, with the callback of its request.
+  using PendingEvent = std::pair<std::shared_ptr<EventCallback>, GenerationEvent>;
+
+  Sequence& sequence(RequestId id);
+  void check_fits(const GenerationRequest& r) const;
+  bool admit(Sequence& s, int64_t& room_blocks);
+  void preempt(Sequence& s);
+  bool evict_idle_session(SessionId keep);
+  void release(Sequence& s);
+  void finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>& events);
+  void after_sample(Sequence& s, int32_t token, std::vector<PendingEvent>& events);
+
+  const Graph& graph_;
+  Backend& backend_;
+  PagedKvCache& cache_;
+  const Tokenizer* tokenizer_;
+  EngineOptions options_;
+  int64_t vocab_ = 0;
+
+  RequestId next_request_ = 1;
+  SessionId next_session_ = 1;
+  std::map<RequestId, std::unique_ptr<Sequence>> sequences_;  // unfinished requests
+  std::vector<RequestId> running_;  // admitted, in admission order (the newest is preempted first)
+  std::vector<RequestId> waiting_;  // FIFO; preempted sequences go to the front
+  std::map<SessionId, std::unique_ptr<Session>> sessions_;
+  uint64_t session_clock_ = 0;  // least recently used idle session cache is evicted first
+  StepStats last_step_;
+  EngineTotals totals_;
+  BatchLogits logits_;  // reused between steps
+};
+
+}  // namespace sparq

@@ -1,0 +1,24 @@
+// What a model file says about generation: the ids that end a reply and the context length, as
+// the defaults an Engine starts from.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "runtime/engine/engine.h"
+
+namespace sparq {
+
+class ModelFile;
+
+// End-of-sequence and end-of-turn ids, sorted and unique: eos_token_id of generation_config.json
+// (else config.json; an int or a list), plus the tokenizer's end-of-turn tokens when it has them
+// (Gemma <end_of_turn>, Llama 3 <|eot_id|> / <|eom_id|>, ChatML <|im_end|>). tokenizer may be null.
+std::vector<int32_t> default_stop_token_ids(const ModelFile& file, const Tokenizer* tokenizer);
+
+// The model's max_position_embeddings (0 when the config has none).
+int64_t model_context_length(const ModelFile& file);
+
+// EngineOptions with the two above filled in.
+EngineOptions engine_options_for(const ModelFile& file, const Tokenizer* tokenizer);
+
+}  // namespace sparq

@@ -1,0 +1,111 @@
+// Helpers shared by the engine tests: a fixture converted to .sparq and prepared on the CPU
+// backend, an independent greedy decoder that drives the backend directly (one sequence, whole
+// prompt in one chunk, argmax), and a callback that collects a request's events.
+#pragma once
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "convert/converter.h"
+#include "models/model_builder.h"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/generation_defaults.h"
+#include "runtime/model_file/sparq_reader.h"
+#include "runtime/tokenizer/tokenizer_loader.h"
+#include "test_util.h"
+
+namespace sparq::test {
+
+inline std::string fixture_path(const std::string& name) {
+  return std::string(SPARQ_SOURCE_DIR) + "/tests/fixtures/" + name;
+}
+
+inline ModelFile open_converted_fixture(const ScratchDir& dir, const std::string& name) {
+  const std::string out = dir / (name + ".sparq");
+  convert_checkpoint({fixture_path(name), out, false});
+  return ModelFile::open(out);
+}
+
+struct FixtureModel {
+  ScratchDir scratch;
+  ModelFile file;
+  Graph graph;
+  std::unique_ptr<Backend> backend;
+  LoadedTokenizer tok;
+  explicit FixtureModel(const std::string& name)
+      : scratch("engine-" + name),
+        file(open_converted_fixture(scratch, name)),
+        graph(build_model_graph(file)),
+        backend(make_cpu_backend({2, true})),
+        tok(load_tokenizer(file)) {
+    backend->prepare(graph, file);
+  }
+  int64_t vocab() const { return graph.widths[static_cast<size_t>(graph.logits)]; }
+  // A cache of `blocks` blocks of `block_tokens` positions.
+  PagedKvCache cache(int64_t blocks, int64_t block_tokens = 4) const {
+    KvCacheGeometry geo{graph.kv.layers, graph.kv.kv_heads, graph.kv.head_dim, block_tokens};
+    return PagedKvCache(geo, geo.block_bytes() * static_cast<uint64_t>(blocks));
+  }
+};
+
+// Greedy tokens straight from the backend, no engine: the independent path the engine is checked against.
+inline std::vector<int32_t> reference_greedy(FixtureModel& m, const std::vector<int32_t>& prompt, int n) {
+  PagedKvCache cache = m.cache(static_cast<int64_t>(prompt.size()) / 4 + n / 4 + 2);
+  const SeqId seq = cache.add_sequence();
+  BatchLogits out;
+  m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt), false}}}, cache, out);
+  std::vector<int32_t> ids;
+  while (true) {
+    const float* row = out.row(0);
+    const int32_t next = static_cast<int32_t>(std::max_element(row, row + out.vocab) - row);  // lowest id on ties
+    ids.push_back(next);
+    if (static_cast<int>(ids.size()) == n) return ids;
+    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&ids.back(), 1), false}}}, cache, out);
+  }
+}
+
+// Everything one request's events delivered.
+struct Collected {
+  std::vector<int32_t> ids;
+  std::string text;
+  int finished = 0;  // Finished events seen (must end up exactly 1)
+  FinishReason reason = FinishReason::Length;
+  RequestStats stats;
+};
+
+inline EventCallback collect_into(Collected& c) {
+  return [&c](const GenerationEvent& e) {
+    if (e.kind == GenerationEvent::Kind::Token) {
+      c.ids.push_back(e.token);
+    } else {
+      ++c.finished;
+      c.reason = e.reason;
+      c.stats = e.stats;
+    }
+    c.text += e.text;
+  };
+}
+
+inline GenerationRequest greedy_request(std::vector<int32_t> prompt, int64_t max_tokens, Collected& c) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.use_default_stop_tokens = false;
+  r.on_event = collect_into(c);
+  return r;
+}
+
+// The token ids of the fixture's reference prompts plus one made here, of different lengths.
+inline std::vector<std::vector<int32_t>> engine_test_prompts(const FixtureModel& m) {
+  std::vector<std::vector<int32_t>> out;
+  for (const char* text : {"The quick brown fox", "Copyright (C) 2007 Free Software Foundation, Inc. 12345 caf\xC3\xA9",
+                           "This License applies to any program or other work which contains a notice placed by the "
+                           "copyright holder saying it may be distributed",
+                           "Hello"})
+    out.push_back(m.tok.tokenizer->encode(text, /*add_special=*/true));
+  return out;
+}
+
+}  // namespace sparq::test
