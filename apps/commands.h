@@ -7,5 +7,7 @@ namespace sparq {
 void add_convert_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_devices_command(CLI::App& app);
+void add_perplexity_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
 
 }  // namespace sparq

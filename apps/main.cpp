@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   sparq::add_tokenizer_commands(app);
   sparq::add_generate_command(app);
   sparq::add_bench_command(app);
+  sparq::add_perplexity_command(app);
+  sparq::add_chat_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,98 @@
+#include "apps/chat_conversation.h"
+
+#include <string_view>
+
+#include "runtime/core/error.h"
+#include "runtime/model_file/sparq_reader.h"
+#include "runtime/tokenizer/tokenizer_loader.h"
+
+namespace sparq {
+
+namespace {
+
+nlohmann::json blob_json(const ModelFile& file, const char* name) {
+  auto b = file.blob(name);
+  if (!b) return nullptr;
+  try {
+    return nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(b->data()), b->size()));
+  } catch (const nlohmann::json::exception& e) {
+    fail(name, " in ", file.path(), ": not valid JSON (", e.what(), ")");
+  }
+}
+
+// A special token from tokenizer_config.json or special_tokens_map.json: a string or {"content": ...}.
+std::string token_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return {};
+}
+
+// As transformers (and `sparq template`) do: every special token of the tokenizer is a template variable.
+ChatTemplateOptions template_options(const ModelFile& file, const LoadedTokenizer& tok) {
+  const nlohmann::json special_map = blob_json(file, "special_tokens_map.json");
+  ChatTemplateOptions opt;
+  opt.add_generation_prompt = true;
+  for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"}) {
+    std::string v;
+    if (tok.config.is_object() && tok.config.contains(key)) v = token_text(tok.config[key]);
+    if (v.empty() && special_map.is_object() && special_map.contains(key)) v = token_text(special_map[key]);
+    if (v.empty()) continue;
+    if (std::string_view(key) == "bos_token") opt.bos_token = v;
+    else if (std::string_view(key) == "eos_token") opt.eos_token = v;
+    else opt.variables[key] = v;
+  }
+  return opt;
+}
+
+ChatTemplate parse_template(const ModelFile& file, const LoadedTokenizer& tok) {
+  if (tok.chat_template.empty())
+    fail("the model ", file.path(), " ships no chat template, so it cannot chat (use `sparq generate` with a plain prompt)");
+  return ChatTemplate(tok.chat_template);
+}
+
+}  // namespace
+
+ChatConversation::ChatConversation(const ModelFile& file, const LoadedTokenizer& tokenizer)
+    : template_(parse_template(file, tokenizer)), options_(template_options(file, tokenizer)) {}
+
+void ChatConversation::set_system(std::string text) {
+  if (!text.empty()) {
+    // A trial render: templates that refuse a system role raise here, not in the middle of a turn.
+    nlohmann::ordered_json trial = nlohmann::ordered_json::array();
+    trial.push_back({{"role", "system"}, {"content", text}});
+    trial.push_back({{"role", "user"}, {"content", "hi"}});
+    try {
+      template_.render(trial, options_);
+    } catch (const Error& e) {
+      fail("this model's chat template does not accept a system message (", e.what(), ")");
+    }
+  }
+  system_ = std::move(text);
+}
+
+nlohmann::ordered_json ChatConversation::messages_with(const std::string& user) const {
+  nlohmann::ordered_json m = nlohmann::ordered_json::array();
+  if (!system_.empty()) m.push_back({{"role", "system"}, {"content", system_}});
+  for (const auto& t : turns_) {
+    m.push_back({{"role", "user"}, {"content", t.user}});
+    m.push_back({{"role", "assistant"}, {"content", t.answer}});
+  }
+  m.push_back({{"role", "user"}, {"content", user}});
+  return m;
+}
+
+std::string ChatConversation::render(const nlohmann::ordered_json& messages) const {
+  return template_.render(messages, options_);
+}
+
+void ChatConversation::add_turn(std::string user, std::string answer) {
+  turns_.push_back({std::move(user), std::move(answer)});
+}
+
+void ChatConversation::drop_oldest_turn() {
+  if (!turns_.empty()) turns_.erase(turns_.begin());
+}
+
+void ChatConversation::clear_turns() { turns_.clear(); }
+
+}  // namespace sparq
