@@ -1,7 +1,6 @@
 // sparq perplexity -m FILE -f TEXT_FILE [--ctx N] [--stride S] [--batch B] [--threads N] [--json]
 //
-// How the text is scored (bench/demo_perplexity.py and models/demo/measure_perplexity.py do the same
-// in transformers):
+// How the text is scored (models/demo/measure_perplexity.py does the same in transformers):
 //   - The text is encoded once with the model's tokenizer, with and without its special tokens; the
 //     tokens that add_special puts before the text (BOS for Llama 3 and Gemma) are the prefix P, the
 //     others are the text tokens T[0..N). Specials appended after the text (an EOS) are not used.
