@@ -121,6 +121,7 @@ def answer(term, message):
     term.send(message + "\r")
     shown = term.expect("tok/s") + term.expect("]")
     term.expect("> ")
+    time.sleep(0.2)  # let the line editor take the terminal: input typed before that is discarded
     return shown
 
 
@@ -187,7 +188,9 @@ def test_system_refused_by_the_template_is_a_message(models, terminal):
     term.expect("> ")
     term.send("/system Be brief.\r")
     term.expect("does not accept a system message")
+    term.expect("> ")  # typing ahead of the prompt is discarded when the line editor takes the terminal
     answer(term, "Still here?")
+    time.sleep(0.5)
     term.send("\x04")  # Ctrl-D on an empty line
     assert term.wait() == 0
 
