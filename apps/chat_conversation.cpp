@@ -20,27 +20,12 @@ nlohmann::json blob_json(const ModelFile& file, const char* name) {
   }
 }
 
-// A special token from tokenizer_config.json or special_tokens_map.json: a string or {"content": ...}.
-std::string token_text(const nlohmann::json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  return {};
-}
-
 // As transformers (and `sparq template`) do: every special token of the tokenizer is a template variable.
 ChatTemplateOptions template_options(const ModelFile& file, const LoadedTokenizer& tok) {
   const nlohmann::json special_map = blob_json(file, "special_tokens_map.json");
   ChatTemplateOptions opt;
   opt.add_generation_prompt = true;
-  for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"}) {
-    std::string v;
-    if (tok.config.is_object() && tok.config.contains(key)) v = token_text(tok.config[key]);
-    if (v.empty() && special_map.is_object() && special_map.contains(key)) v = token_text(special_map[key]);
-    if (v.empty()) continue;
-    if (std::string_view(key) == "bos_token") opt.bos_token = v;
-    else if (std::string_view(key) == "eos_token") opt.eos_token = v;
-    else opt.variables[key] = v;
-  }
+  add_special_token_variables(tok.config, special_map, opt);
   return opt;
 }
 

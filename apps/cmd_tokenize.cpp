@@ -126,13 +126,6 @@ void run_detokenize(const Source& s, bool skip_special) {
 
 // ---- template ----------------------------------------------------------------------------
 
-// A special token from tokenizer_config.json or special_tokens_map.json: a string or {"content": ...}.
-std::string token_text(const nlohmann::json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  return {};
-}
-
 struct TemplateSource {
   std::string chat_template;
   nlohmann::json config;       // tokenizer_config.json or null
@@ -209,16 +202,7 @@ void run_template(const Source& s, const std::string& messages_path, bool no_gen
 
   ChatTemplateOptions opt;
   opt.add_generation_prompt = !no_gen_prompt;
-  // As transformers does: every special token of the tokenizer is a template variable.
-  for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"}) {
-    std::string v;
-    if (src.config.is_object() && src.config.contains(key)) v = token_text(src.config[key]);
-    if (v.empty() && src.special_map.is_object() && src.special_map.contains(key)) v = token_text(src.special_map[key]);
-    if (v.empty()) continue;
-    if (std::string_view(key) == "bos_token") opt.bos_token = v;
-    else if (std::string_view(key) == "eos_token") opt.eos_token = v;
-    else opt.variables[key] = v;
-  }
+  add_special_token_variables(src.config, src.special_map, opt);
   for (auto it = vars.begin(); it != vars.end(); ++it) {
     if (it.key() == "bos_token" && it.value().is_string()) opt.bos_token = it.value().get<std::string>();
     else if (it.key() == "eos_token" && it.value().is_string()) opt.eos_token = it.value().get<std::string>();

@@ -4,7 +4,33 @@
 #include "runtime/tokenizer/jinja_interpreter.h"
 #include "runtime/tokenizer/jinja_parser.h"
 
+#include <string_view>
+
 namespace sparq {
+
+namespace {
+
+std::string special_token_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return {};
+}
+
+}  // namespace
+
+void add_special_token_variables(const nlohmann::json& tokenizer_config, const nlohmann::json& special_tokens_map,
+                                 ChatTemplateOptions& options) {
+  for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"}) {
+    std::string v;
+    if (tokenizer_config.is_object() && tokenizer_config.contains(key)) v = special_token_text(tokenizer_config[key]);
+    if (v.empty() && special_tokens_map.is_object() && special_tokens_map.contains(key))
+      v = special_token_text(special_tokens_map[key]);
+    if (v.empty()) continue;
+    if (std::string_view(key) == "bos_token") options.bos_token = v;
+    else if (std::string_view(key) == "eos_token") options.eos_token = v;
+    else options.variables[key] = v;
+  }
+}
 
 ChatTemplate::ChatTemplate(const std::string& source)
     : tmpl_(std::make_unique<jinja::Template>(jinja::parse(source))) {}

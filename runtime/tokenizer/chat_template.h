@@ -25,6 +25,12 @@ struct ChatTemplateOptions {
   int64_t max_loop_iterations = 5'000'000;
 };
 
+// As transformers does: every special token of the tokenizer (bos, eos, unk, pad, sep, cls, mask;
+// from tokenizer_config.json, else special_tokens_map.json; a string or {"content": ...}) becomes a
+// template variable of `options`.
+void add_special_token_variables(const nlohmann::json& tokenizer_config, const nlohmann::json& special_tokens_map,
+                                 ChatTemplateOptions& options);
+
 class ChatTemplate {
  public:
   // Parses the template; throws sparq::Error naming the unsupported construct and its line.
