@@ -248,6 +248,10 @@ class CpuBackend final : public Backend {
       if (l && !l->mapped_weight().empty()) ranges.push_back(l->mapped_weight());
     for (const EmbeddingTable& t : tables_)
       if (t.data) ranges.push_back({t.data, static_cast<size_t>(t.vocab * t.width * (t.dtype == DType::F32 ? 4 : 2))});
+    // A tied output head reads the embedding table: touch each range once.
+    std::sort(ranges.begin(), ranges.end(), [](auto a, auto b) { return a.data() < b.data(); });
+    ranges.erase(std::unique(ranges.begin(), ranges.end(), [](auto a, auto b) { return a.data() == b.data(); }),
+                 ranges.end());
     uint64_t sink = 0;
 #pragma omp parallel for num_threads(threads_) schedule(dynamic, 1) reduction(+ : sink)
     for (size_t i = 0; i < ranges.size(); ++i) {

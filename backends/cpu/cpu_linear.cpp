@@ -4,9 +4,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cstring>
+#include <string>
 
 #include "backends/cpu/activation_quant.h"
 #include "backends/cpu/fp8_kernels.h"
@@ -122,6 +122,33 @@ constexpr int64_t kGemvBlock = 16;
 // Rows of one widened tile: about 4 MB of f32 (fewer, larger sgemm calls measured fastest: 256
 // rows at 4096 columns), at least 16.
 int64_t widened_tile_rows(int64_t cols) { return std::max<int64_t>(16, (int64_t{1} << 20) / cols / 16 * 16); }
+
+// Calls widen(first_row, n, tile) then multiply(first_row, n, tile) over tiles of weight rows, each
+// thread over its own rows with its own tile buffer; the GEMMs run single-threaded inside the
+// parallel region (oneDNN does not open a team there), so no thread waits for another. Returns the
+// first error a multiply threw (exceptions must not leave the parallel region), empty if none.
+template <class T, class Widen, class Multiply>
+std::string for_each_widened_tile(int threads, int64_t out, int64_t in, Widen&& widen, Multiply&& multiply) {
+  const int64_t tile = std::min(widened_tile_rows(in), out);
+  std::string error;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<T> w(static_cast<size_t>(tile * in));
+    const auto [o0, o1] = thread_range(out, 16);
+    for (int64_t o = o0; o < o1; o += tile) {
+      const int64_t n = std::min(tile, o1 - o);
+      widen(o, n, w.data());
+      try {
+        multiply(o, n, static_cast<const T*>(w.data()));
+      } catch (const Error& e) {
+#pragma omp critical(sparq_widened_tile_error)
+        if (error.empty()) error = e.what();
+        break;
+      }
+    }
+  }
+  return error;
+}
 
 
 }  // namespace
@@ -357,44 +384,24 @@ void CpuLinear::gemm_widened_bf16(const float* xv, int64_t rows, float* y) const
   if (!bf16_) bf16_ = std::make_unique<OneDnnBf16Matmul>(in_);
   std::vector<uint16_t> xb(static_cast<size_t>(rows * in_));
   exact_f32_to_bf16(xv, rows * in_, xb.data());
-  const int64_t tile = std::min(widened_tile_rows(in_), out_);
   const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));
-  std::atomic<int> failed{0};
-#pragma omp parallel num_threads(threads_)
-  {
-    std::vector<uint16_t> w(static_cast<size_t>(tile * in_));
-    const auto [o0, o1] = thread_range(out_, 16);
-    for (int64_t o = o0; o < o1 && !failed; o += tile) {
-      const int64_t n = std::min(tile, o1 - o);
-      if (sparse24_) fp8_widen_sparse24_bf16(weight_ + o * (in_ / 2), positions_ + o * prow, n, in_, w.data());
-      else fp8_widen_dense_bf16(weight_ + o * in_, n, in_, w.data());
-      try {
-        bf16_->run(xb.data(), rows, w.data(), n, y + o, out_);
-      } catch (const Error&) {
-        failed = 1;  // rethrown below, outside the parallel region
-      }
-    }
-  }
-  if (failed) fail(spec_.module, ": oneDNN BF16 matmul failed");
+  const std::string error = for_each_widened_tile<uint16_t>(
+      threads_, out_, in_,
+      [&](int64_t o, int64_t n, uint16_t* w) {
+        if (sparse24_) fp8_widen_sparse24_bf16(weight_ + o * (in_ / 2), positions_ + o * prow, n, in_, w);
+        else fp8_widen_dense_bf16(weight_ + o * in_, n, in_, w);
+      },
+      [&](int64_t o, int64_t n, const uint16_t* w) { bf16_->run(xb.data(), rows, w, n, y + o, out_); });
+  if (!error.empty()) fail(spec_.module, ": ", error);
 }
 
 void CpuLinear::gemm_widened(const float* x, int64_t rows, float* y,
                              const std::function<void(int64_t, int64_t, float*)>& widen) const {
-  // Each thread widens its own tiles and runs a single-threaded GEMM on them (oneDNN's sgemm does
-  // not open a team inside a parallel region), so no thread waits for another.
-  const int64_t tile = std::min(widened_tile_rows(in_), out_);
-  std::atomic<int> failed{0};
-#pragma omp parallel num_threads(threads_)
-  {
-    std::vector<float> w(static_cast<size_t>(tile * in_));
-    const auto [o0, o1] = thread_range(out_, 16);
-    for (int64_t o = o0; o < o1; o += tile) {
-      const int64_t n = std::min(tile, o1 - o);
-      widen(o, n, w.data());
-      if (dnnl_sgemm('N', 'T', rows, n, in_, 1.0f, x, in_, w.data(), in_, 0.0f, y + o, out_) != dnnl_success) failed = 1;
-    }
-  }
-  if (failed) fail(spec_.module, ": oneDNN sgemm failed");
+  const std::string error = for_each_widened_tile<float>(threads_, out_, in_, widen, [&](int64_t o, int64_t n, const float* w) {
+    if (dnnl_sgemm('N', 'T', rows, n, in_, 1.0f, x, in_, w, in_, 0.0f, y + o, out_) != dnnl_success)
+      fail("oneDNN sgemm [", rows, " x ", in_, "] x [", in_, " x ", n, "] failed");
+  });
+  if (!error.empty()) fail(spec_.module, ": ", error);
 }
 
 void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
