@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "backends/cpu/onednn_int8_matmul.h"
 #include "backends/device_info.h"
 
 namespace sparq {
@@ -31,7 +32,10 @@ std::vector<DeviceInfo> list_cpu_devices() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   feature(__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)), "avxvnni");
   const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return {{"cpu", model, std::to_string(cores) + " threads; " + (features.empty() ? "no SIMD extensions" : features)}};
+  const char* int8_path = cpu::onednn_int8_is_exact() ? "; INT8 linears: oneDNN (VNNI)"
+                                                      : "; INT8 linears: sparq kernel (no VNNI, where oneDNN's sums saturate)";
+  return {{"cpu", model,
+           std::to_string(cores) + " threads; " + (features.empty() ? "no SIMD extensions" : features) + int8_path}};
 }
 
 }  // namespace sparq

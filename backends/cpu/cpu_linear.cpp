@@ -220,7 +220,7 @@ CpuLinear::CpuLinear(const LinearSpec& spec, const ModelFile& file, const CpuLin
   const bool per_row_scales = quantized && groups_ == 1 && zero_point_.empty();
   if (input_ == Input::Int8Dynamic && wtype_ == DType::I8 && per_row_scales) {
     path_ = Path::Int8;
-    if (opts.use_onednn && !sparse24_) {
+    if (opts.use_onednn && !sparse24_ && onednn_int8_is_exact()) {
       std::vector<float> scales(static_cast<size_t>(out_));
       for (int64_t o = 0; o < out_; ++o) scales[static_cast<size_t>(o)] = weight_scale(o, 0);
       onednn_ = std::make_unique<OneDnnInt8Matmul>(reinterpret_cast<const int8_t*>(weight_), out_, in_, scales, threads_);

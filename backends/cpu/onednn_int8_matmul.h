@@ -14,6 +14,12 @@
 
 namespace sparq::cpu {
 
+// oneDNN sums int8 products exactly only where the CPU has VNNI (AVX512-VNNI or AVX-VNNI). Without
+// it (plain AVX2 or AVX-512) its kernels add pairs of u8 x s8 products into int16 with saturation
+// (vpmaddubsw), so results differ from the reference: INT8 linears then use our own kernel.
+// Decided by CPU features (and DNNL_MAX_CPU_ISA), never by timing, so a machine's numbers are fixed.
+bool onednn_int8_is_exact();
+
 class OneDnnInt8Matmul {
  public:
   OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales, int threads);

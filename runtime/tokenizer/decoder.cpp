@@ -15,10 +15,16 @@ class SequenceDecoder : public Decoder {
   void decode_chain(std::vector<std::string>& t) const override {
     for (auto& p : parts) p->decode_chain(t);
   }
+  ByteMerge byte_merge() const override {
+    for (auto& p : parts)
+      if (p->byte_merge() != ByteMerge::None) return p->byte_merge();
+    return ByteMerge::None;
+  }
 };
 
 class ByteLevelDecoder : public Decoder {
  public:
+  ByteMerge byte_merge() const override { return ByteMerge::AllBytes; }
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::string bytes, raw;
     for (const std::string& t : tokens) {
@@ -69,7 +75,9 @@ class ReplaceDecoder : public Decoder {
   std::unique_ptr<Regex> regex_;
 };
 
-int byte_token(const std::string& t) {
+}  // namespace
+
+int byte_fallback_value(std::string_view t) {
   if (t.size() != 6 || t[0] != '<' || t[1] != '0' || t[2] != 'x' || t[5] != '>') return -1;
   auto hex = [](char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -81,8 +89,11 @@ int byte_token(const std::string& t) {
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
+namespace {
+
 class ByteFallbackDecoder : public Decoder {
  public:
+  ByteMerge byte_merge() const override { return ByteMerge::FallbackRuns; }
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::vector<std::string> out;
     out.reserve(tokens.size());
@@ -96,7 +107,7 @@ class ByteFallbackDecoder : public Decoder {
       pending.clear();
     };
     for (std::string& t : tokens) {
-      int b = byte_token(t);
+      int b = byte_fallback_value(t);
       if (b >= 0) {
         pending.push_back(static_cast<char>(b));
       } else {

@@ -5,6 +5,7 @@
 #include "runtime/core/error.h"
 #include "runtime/tokenizer/added_tokens.h"
 #include "runtime/tokenizer/bpe_model.h"
+#include "runtime/tokenizer/byte_level.h"
 #include "runtime/tokenizer/decoder.h"
 #include "runtime/tokenizer/normalizer.h"
 #include "runtime/tokenizer/pre_tokenizer.h"
@@ -20,6 +21,7 @@ class HfTokenizer : public Tokenizer {
 
   std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const override;
   std::string decode(std::span<const TokenId> ids, bool skip_special) const override;
+  size_t unsettled_tail(std::span<const TokenId> ids, bool skip_special) const override;
   size_t vocab_size() const override { return tokens_.size(); }
   std::string id_to_token(TokenId id) const override {
     return id >= 0 && static_cast<size_t>(id) < tokens_.size() ? tokens_[id] : std::string();
@@ -206,6 +208,42 @@ std::string HfTokenizer::decode(std::span<const TokenId> ids, bool skip_special)
   std::string all;
   for (auto& t : toks) all += t;
   return all;
+}
+
+size_t HfTokenizer::unsettled_tail(std::span<const TokenId> ids, bool skip_special) const {
+  const ByteMerge merge = decoder_ ? decoder_->byte_merge() : ByteMerge::None;
+  if (merge == ByteMerge::None) return 0;
+  auto dropped = [&](TokenId id) {  // decode() leaves it out, so it neither ends nor splits a run
+    return id < 0 || static_cast<size_t>(id) >= tokens_.size() || (skip_special && special_[id]);
+  };
+  if (merge == ByteMerge::FallbackRuns) {
+    // The whole trailing run of byte pieces (and dropped ids within it) is open.
+    size_t n = 0;
+    bool in_run = false;
+    for (auto it = ids.rbegin(); it != ids.rend(); ++it, ++n) {
+      if (dropped(*it)) continue;
+      if (byte_fallback_value(tokens_[*it]) < 0) break;
+      in_run = true;
+    }
+    return in_run ? n : 0;
+  }
+  // ByteLevel: only the tokens holding an incomplete UTF-8 character at the end are open. Four
+  // bytes from the end are enough to see it.
+  std::vector<size_t> token_bytes;  // bytes of each token, last first
+  std::string tail, raw;
+  for (auto it = ids.rbegin(); it != ids.rend() && tail.size() < 4; ++it) {
+    if (dropped(*it)) {
+      token_bytes.push_back(0);
+      continue;
+    }
+    const std::string& t = tokens_[*it];
+    const std::string& b = byte_level::unmap(t, raw) ? raw : t;
+    tail.insert(0, b);
+    token_bytes.push_back(b.size());
+  }
+  size_t open = utf8::incomplete_tail(tail), n = 0;
+  while (open > 0 && n < token_bytes.size()) open -= std::min(open, token_bytes[n++]);
+  return n;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ class SpTokenizer : public Tokenizer {
   SpTokenizer(std::string_view proto, const nlohmann::json& config);
   std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const override;
   std::string decode(std::span<const TokenId> ids, bool skip_special) const override;
+  size_t unsettled_tail(std::span<const TokenId> ids, bool skip_special) const override;
   size_t vocab_size() const override { return pieces_.size(); }
   std::string id_to_token(TokenId id) const override {
     return id >= 0 && static_cast<size_t>(id) < pieces_.size() ? pieces_[id] : std::string();
@@ -125,6 +126,20 @@ std::string SpTokenizer::decode(std::span<const TokenId> ids, bool skip_special)
   }
   flush();
   return out;
+}
+
+size_t SpTokenizer::unsettled_tail(std::span<const TokenId> ids, bool /*skip_special*/) const {
+  // SentencePiece decodes a run of byte pieces together; the whole trailing run stays open (a
+  // verbatim token ends the run, as in decode()).
+  size_t n = 0;
+  bool in_run = false;
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it, ++n) {
+    const TokenId id = *it;
+    if (id < 0 || static_cast<size_t>(id) >= pieces_.size()) continue;
+    if (verbatim_[id] || !sp_.IsByte(id)) break;
+    in_run = true;
+  }
+  return in_run ? n : 0;
 }
 
 }  // namespace

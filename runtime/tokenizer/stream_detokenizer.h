@@ -1,8 +1,9 @@
-// Streaming detokenization: feed ids one at a time, get text as soon as it is final. Never emits
-// half of a UTF-8 character (byte-level pieces and <0xXX> byte-fallback pieces are held until the
-// character completes) and keeps one token of context so the decoder's leading-space rules
-// (Metaspace / Strip) apply as in a whole-sequence decode. Same algorithm as Hugging Face's
-// DecodeStream: concatenating every push() and finish() equals decode(all ids).
+// Streaming detokenization: feed ids one at a time, get text as soon as it is final. Tokens whose
+// text a later token can still change are held back (Tokenizer::unsettled_tail: a byte-fallback run,
+// whose pieces all turn into U+FFFD if a later byte makes it invalid; an incomplete UTF-8 character
+// of byte-level pieces), so no half character and no text that would later change is ever emitted.
+// Emitted tokens stay as context, so the decoder's leading-space rules (Metaspace / Strip) apply as
+// in a whole-sequence decode: concatenating every push() and finish() equals decode(all ids).
 #pragma once
 #include <string>
 #include <vector>

@@ -30,6 +30,16 @@ class Tokenizer {
   // Hugging Face's decode: invalid byte sequences come out as U+FFFD.
   virtual std::string decode(std::span<const TokenId> ids, bool skip_special = false) const = 0;
 
+  // How many of the last ids a following id can still make decode differently; streaming
+  // detokenization holds them back. Hugging Face's ByteFallback decodes a run of byte pieces as a
+  // whole and turns every piece of an invalid run into U+FFFD, so <0x47> reads "G" until a later
+  // <0x94> makes the run "\uFFFD\uFFFD" (special ids skipped by decode do not end a run).
+  // An incomplete UTF-8 character at the end is left to the caller to detect (it decodes to U+FFFD).
+  virtual size_t unsettled_tail(std::span<const TokenId> ids, bool skip_special) const {
+    (void)ids, (void)skip_special;
+    return 0;
+  }
+
   // Number of ids (highest id + 1).
   virtual size_t vocab_size() const = 0;
   // The token's string as stored in the vocabulary ("ĠHello", "▁Hello", "<0x0A>", "<bos>"); empty

@@ -1,6 +1,7 @@
 // Streaming detokenizer on the real tokenizers: never half a UTF-8 character, and the pieces add
 // up to the whole decode.
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "runtime/tokenizer/stream_detokenizer.h"
 #include "runtime/tokenizer/utf8.h"
@@ -19,6 +20,25 @@ void check_stream(const sparq::Tokenizer& tok, const std::string& text, bool ski
   }
   acc += stream.finish();
   CHECK(acc == tok.decode(ids, skip_special));
+}
+}  // namespace
+
+namespace {
+std::string stream_all(const sparq::Tokenizer& tok, const std::vector<sparq::TokenId>& ids, bool skip) {
+  sparq::StreamDetokenizer stream(tok, skip);
+  std::string acc;
+  for (auto id : ids) {
+    std::string piece = stream.push(id);
+    CHECK(sparq::utf8::is_valid(piece));
+    acc += piece;
+  }
+  return acc + stream.finish();
+}
+
+sparq::TokenId id_of(const sparq::Tokenizer& tok, const char* piece) {
+  auto id = tok.token_to_id(piece);
+  REQUIRE(id.has_value());
+  return *id;
 }
 }  // namespace
 
@@ -51,7 +71,9 @@ TEST_CASE("stream: an incomplete character is held back, then released", "[token
   CHECK(stream.push(ids[0]).empty());
   CHECK(stream.push(ids[1]).empty());
   CHECK(stream.push(ids[2]).empty());
-  CHECK(stream.push(ids[3]) == "\xF0\xA0\x80\x80");
+  // Complete, but the byte run is still open: a further byte could make it invalid (all U+FFFD).
+  CHECK(stream.push(ids[3]).empty());
+  CHECK(stream.push(id_of(tok, "▁kei")) == "\xF0\xA0\x80\x80 kei");
   // A truncated character comes out as U+FFFD at the end.
   stream.push(ids[0]);
   CHECK(stream.finish() == "\xEF\xBF\xBD");
@@ -73,5 +95,52 @@ TEST_CASE("stream: a long run of incomplete characters completed at the end (fuz
     }
     acc += stream.finish();
     CHECK(acc == tok.decode(ids, skip));
+  }
+}
+
+TEST_CASE("stream: a byte-fallback run is held until it ends (fuzz regression)", "[tokenizer][stream]") {
+  const auto& tok = sparq::test::shared_tokenizer("gemma2");
+  // Byte pieces <0x47> ("G") and <0x94> interleaved with <pad>: with special tokens skipped they
+  // form one run "G\x94", which is invalid UTF-8, so the whole decode reads two U+FFFD and the "G"
+  // must not have been streamed early.
+  const std::vector<sparq::TokenId> found = {247072, 242547, 138599, 229723, 198749, 288,   0,     0,     365,   0,
+                                             215040, 24412,  204800, 212992, 223344, 76916, 124521, 209547, 36312, 49152};
+  for (bool skip : {false, true}) CHECK(stream_all(tok, found, skip) == tok.decode(found, skip));
+
+  const auto g = id_of(tok, "<0x47>"), x94 = id_of(tok, "<0x94>"), pad = id_of(tok, "<pad>"), word = id_of(tok, "▁kei");
+  sparq::StreamDetokenizer stream(tok, true);
+  CHECK(stream.push(g).empty());  // valid "G" so far, but the run is still open
+  CHECK(stream.push(pad).empty());
+  CHECK(stream.push(x94).empty());
+  CHECK(stream.push(word) == "\xEF\xBF\xBD\xEF\xBF\xBD kei");
+  CHECK(tok.decode(std::vector<sparq::TokenId>{g, pad, x94, word}, true) == "\xEF\xBF\xBD\xEF\xBF\xBD kei");
+  // Not skipping specials, <pad> ends the run: "G" stands.
+  CHECK(stream_all(tok, {g, pad, x94, word}, false) == "G<pad>\xEF\xBF\xBD kei");
+}
+
+TEST_CASE("stream: random sequences of byte pieces, specials and words add up to the whole decode", "[tokenizer][stream]") {
+  struct Case {
+    const char* name;
+    std::vector<const char*> pieces;
+  };
+  const Case cases[] = {
+      {"gemma2",
+       {"<0x47>", "<0x94>", "<0xE5>", "<0x89>", "<0x80>", "<0xF0>", "<0xA0>", "<0x0A>", "<0x20>", "<pad>", "<bos>",
+        "<eos>", "<start_of_turn>", "▁", "▁the", "hello", "▁kei", "\n"}},
+      {"llama3_1", {"<|begin_of_text|>", "<|eot_id|>", "Ġ", "Ġthe", "hello", "Ċ", "æ", "Ĺ", "¥", "ð", "Ł", "ĺ", "Ģ"}},
+  };
+  std::mt19937 rng(1234);
+  for (const auto& c : cases) {
+    const auto& tok = sparq::test::shared_tokenizer(c.name);
+    std::vector<sparq::TokenId> pool;
+    for (const char* p : c.pieces) pool.push_back(id_of(tok, p));
+    for (int trial = 0; trial < 1500; ++trial) {
+      std::vector<sparq::TokenId> ids(1 + rng() % 24);
+      for (auto& id : ids) id = pool[rng() % pool.size()];
+      for (bool skip : {false, true}) {
+        INFO(c.name << " trial " << trial << " skip " << skip);
+        CHECK(stream_all(tok, ids, skip) == tok.decode(ids, skip));
+      }
+    }
   }
 }
