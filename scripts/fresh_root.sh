@@ -99,8 +99,9 @@ if [ -n "$cuda_dir" ]; then
   mount --bind -o ro "$cuda_dir" "$root$cuda_dir"
   ln -sfn "$cuda_dir" "$root/usr/local/cuda"
 fi
-exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI="${CI:-}" \
-  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${envs[@]}" \
+path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+[ -z "$cuda_dir" ] || path="$path:/usr/local/cuda/bin"
+exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI="${CI:-}" PATH="$path" "${envs[@]}" \
   /bin/bash -c 'cd /work/sparq && exec "$@"' bash "$@"
 EOS
 )

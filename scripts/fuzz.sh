@@ -1,26 +1,99 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan+UBSan) and runs each for a bounded time.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 30)
+# Builds the libFuzzer targets with clang (ASan+UBSan) and fuzzes each one from the committed corpus.
+#
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [--no-merge] [--jobs N] [--only NAME]
+#     SECONDS_PER_TARGET  default 30 (CI uses what scripts/test.sh passes; e.g. 3600 for a long run)
+#     --no-merge          leave tests/fuzz/corpus and tests/fuzz/effort.tsv as they are (CI)
+#     --jobs N            targets fuzzed at once (default: the number of cores)
+#     --only NAME         one target, e.g. --only tokenizer
+#
+# Each target starts from tests/fuzz/corpus/NAME (a minimized corpus kept in git) and its working
+# corpus build-fuzz/corpus/fuzz_NAME. Unless --no-merge, the inputs that add coverage are merged
+# back into tests/fuzz/corpus/NAME with libFuzzer's -merge=1 (so it stays small), and the run is
+# added to tests/fuzz/effort.tsv (CPU seconds, executions, coverage before and after, crashes).
+# Each target's line reports its coverage gain per minute. A crash prints the input (base64) and
+# the command that reproduces it, and the script exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${1:-30}"
+
+seconds=30; merge=1; max_jobs=$(nproc); only=""
+while (($#)); do
+  case "$1" in
+    --no-merge) merge=0 ;;
+    --jobs) max_jobs="$2"; shift ;;
+    --only) only="$2"; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *[!0-9]*|"") echo "fuzz.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    *) seconds="$1" ;;
+  esac
+  shift
+done
+((seconds > 0)) || { echo "fuzz.sh: SECONDS_PER_TARGET must be positive" >&2; exit 2; }
+((max_jobs > 0)) || { echo "fuzz.sh: --jobs must be positive" >&2; exit 2; }
+
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPARQ_FUZZ=ON \
   -DSPARQ_CUDA=OFF -DSPARQ_VULKAN=OFF >/dev/null
-cmake --build build-fuzz -j"$(nproc)"
-status=0
+cmake --build build-fuzz -j"$(nproc)" | grep -vE '^\[0/[0-9]+\] Re-checking|^ninja: no work to do' || true
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz.sh: building the fuzz targets failed" >&2; exit 1; }
+
+targets=()
 for target in build-fuzz/tests/fuzz/fuzz_*; do
   [ -x "$target" ] || continue
   name=$(basename "$target")
-  seeds="tests/fuzz/corpus/${name#fuzz_}"
-  work="build-fuzz/corpus/$name"
-  mkdir -p "$work"
-  echo "fuzz: $name for ${seconds}s"
-  if ! "$target" -max_total_time="$seconds" -max_len=131072 -print_final_stats=0 -detect_leaks=0 \
-      -artifact_prefix="build-fuzz/crash-$name-" "$work" $( [ -d "$seeds" ] && echo "$seeds" ) \
-      >"build-fuzz/$name.log" 2>&1; then
-    echo "fuzz: $name FAILED (see build-fuzz/$name.log)"; tail -30 "build-fuzz/$name.log"; status=1
-  else
-    grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs" "build-fuzz/$name.log" | tail -1 || true
+  [ -z "$only" ] || [ "${name#fuzz_}" = "$only" ] || continue
+  targets+=("$name")
+done
+((${#targets[@]})) || { echo "fuzz.sh: no fuzz target matched" >&2; exit 2; }
+
+fuzz_one() {  # name -> runs it; its log is build-fuzz/NAME.log
+  local name=$1 short=${1#fuzz_}
+  local seeds="tests/fuzz/corpus/$short" work="build-fuzz/corpus/$name"
+  mkdir -p "$work" "$seeds"
+  rm -f build-fuzz/crash-"$name"-*
+  build-fuzz/tests/fuzz/"$name" -max_total_time="$seconds" -max_len=131072 -print_final_stats=1 -detect_leaks=0 \
+    -artifact_prefix="build-fuzz/crash-$name-" "$work" "$seeds" >"build-fuzz/$name.log" 2>&1
+}
+
+status=0
+pids=(); declare -A rc_of
+for i in "${!targets[@]}"; do
+  if ((i >= max_jobs)); then  # at most max_jobs at once: wait for the oldest
+    j=$((i - max_jobs)); rc_of[${targets[$j]}]=0; wait "${pids[$j]}" || rc_of[${targets[$j]}]=$?
+  fi
+  echo "fuzz: ${targets[$i]} for ${seconds}s"
+  fuzz_one "${targets[$i]}" &
+  pids+=($!)
+done
+for i in "${!targets[@]}"; do
+  name=${targets[$i]}
+  if [ -z "${rc_of[$name]+set}" ]; then rc_of[$name]=0; wait "${pids[$i]}" || rc_of[$name]=$?; fi
+  rc=${rc_of[$name]}
+  log="build-fuzz/$name.log"
+  cov0=$(grep -m1 -oE 'INITED cov: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+  cov1=$(grep -oE '(DONE|NEW|REDUCE|pulse|RELOAD) +cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || echo "$cov0")
+  runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+  crashes=0
+  if ((rc != 0)); then
+    crashes=1; status=1
+    echo "fuzz: $name FAILED (exit $rc; log: $log)"
+    grep -E "ERROR|SUMMARY|==[0-9]+==|Test unit written" "$log" | head -20 || tail -30 "$log"
+    for artifact in build-fuzz/crash-"$name"-*; do
+      [ -f "$artifact" ] || continue
+      echo "  input (base64): $(base64 -w0 "$artifact")"
+      echo "  reproduce: build-fuzz/tests/fuzz/$name $artifact"
+    done
+  fi
+  per_min=$(awk -v a="$cov0" -v b="$cov1" -v s="$seconds" 'BEGIN { printf "%.1f", (b - a) * 60 / s }')
+  echo "fuzz: $name: ${runs} executions in ${seconds}s, coverage ${cov0} -> ${cov1} (+${per_min}/min)"
+  if ((merge)); then
+    before=$(find "tests/fuzz/corpus/${name#fuzz_}" -type f | wc -l)
+    build-fuzz/tests/fuzz/"$name" -merge=1 -max_len=131072 -detect_leaks=0 "tests/fuzz/corpus/${name#fuzz_}" \
+      "build-fuzz/corpus/$name" >"build-fuzz/$name.merge.log" 2>&1 || echo "fuzz: merging $name's corpus failed (build-fuzz/$name.merge.log)"
+    after=$(find "tests/fuzz/corpus/${name#fuzz_}" -type f | wc -l)
+    echo "fuzz: $name: corpus tests/fuzz/corpus/${name#fuzz_} $before -> $after inputs"
+    [ -f tests/fuzz/effort.tsv ] || printf 'date\ttarget\tcpu_seconds\texecutions\tcov_start\tcov_end\tcrashes\n' >tests/fuzz/effort.tsv
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%F)" "${name#fuzz_}" "$seconds" "$runs" "$cov0" "$cov1" "$crashes" \
+      >>tests/fuzz/effort.tsv
   fi
 done
 exit $status

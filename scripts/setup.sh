@@ -173,7 +173,7 @@ if ((build)); then
     if ! ((dry_run)); then
       log=$(mktemp)
       if ! cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARQ_WERROR=ON >"$log" 2>&1; then
-        cat "$log" >&2
+        tail -25 "$log" >&2
         grep -hoE "Could NOT find [A-Za-z0-9_]+[^)]*\)?|Could not find a package configuration file provided by \"[^\"]+\"" \
           "$log" | sort -u | sed 's/^/setup: error: configure: /' >&2 || true
         rm -rf build "$log"

@@ -18,8 +18,8 @@ else
   failed=1
 fi
 
-echo "== fuzzing (bounded)"
-bash scripts/fuzz.sh "${SPARQ_FUZZ_SECONDS:-20}" || failed=1
+echo "== fuzzing (bounded, from the committed corpus)"
+bash scripts/fuzz.sh --no-merge "${SPARQ_FUZZ_SECONDS:-60}" || failed=1
 [ "$failed" -eq 0 ] || echo "!! the sanitizer or fuzzing stage failed (see above)"
 
 echo "== unit and CLI tests"
