@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the whole test suite: the sanitizer (ASan+UBSan) build of the unit
-# tests, a bounded fuzzing run, then every unit and CLI test through ctest, whose summary ends the run.
+# tests, the threaded tests under ThreadSanitizer, a bounded fuzzing run, then every unit and CLI
+# test through ctest, whose summary ends the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -16,6 +17,18 @@ if cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSPARQ_SANITIZE=O
   fi
 else
   failed=1
+fi
+
+echo "== threaded tests (engine service) under ThreadSanitizer"
+if cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPARQ_TSAN=ON -DSPARQ_CUDA=OFF \
+     -DSPARQ_VULKAN=OFF -DSPARQ_WERROR=ON >/dev/null && cmake --build build-tsan -j"$(nproc)" --target sparq_unit_tests >build-tsan.log 2>&1; then
+  if TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/sparq_unit_tests "[service]" >build-tsan/tsan.log 2>&1; then
+    tail -2 build-tsan/tsan.log
+  else
+    tail -60 build-tsan/tsan.log; failed=1
+  fi
+else
+  tail -30 build-tsan.log; failed=1
 fi
 
 echo "== fuzzing (bounded, from the committed corpus)"

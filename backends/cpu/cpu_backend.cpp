@@ -152,6 +152,9 @@ class CpuBackend final : public Backend {
     if (geo.layers != graph.kv.layers || geo.kv_heads != graph.kv.kv_heads || geo.head_dim != graph.kv.head_dim)
       fail("the KV cache's shape does not match the model");
     reserve_batch(batch, cache);
+    // OpenMP's team size is a per-thread setting: set it on whichever thread runs this step (an
+    // engine service steps on its own thread), for our regions and oneDNN's alike.
+    omp_set_num_threads(threads_);
 
     // Rows of this step: every new token of every chunk, in chunk order.
     const int64_t rows = batch.tokens();

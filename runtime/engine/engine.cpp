@@ -16,6 +16,7 @@ const char* finish_reason_name(FinishReason reason) {
     case FinishReason::Length: return "length";
     case FinishReason::ContextLimit: return "context_limit";
     case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Error: return "error";
   }
   return "unknown";
 }
@@ -128,8 +129,7 @@ void Engine::check_fits(const GenerationRequest& r) const {
   }
 }
 
-RequestId Engine::submit(GenerationRequest r) {
-  // Everything is checked before anything changes, so a refused request leaves no trace.
+void Engine::validate(const GenerationRequest& r) const {
   if (r.prompt.empty()) fail("the request's prompt has no tokens");
   for (size_t i = 0; i < r.prompt.size(); ++i)
     if (r.prompt[i] < 0 || r.prompt[i] >= vocab_)
@@ -138,15 +138,20 @@ RequestId Engine::submit(GenerationRequest r) {
   for (int32_t id : r.stop_token_ids)
     if (id < 0 || id >= vocab_) fail("stop token id ", id, " is outside the vocabulary (", vocab_, " ids)");
   if (!r.stop_strings.empty() && !tokenizer_) fail("stop strings need the model's tokenizer to decode text");
-  Session* session = nullptr;
   if (r.session != 0) {
     auto it = sessions_.find(r.session);
     if (it == sessions_.end()) fail("no open session ", r.session);
-    session = it->second.get();
-    if (session->busy) fail("session ", r.session, " is still generating (request ", session->busy, ")");
+    if (it->second->busy) fail("session ", r.session, " is still generating (request ", it->second->busy, ")");
   }
   check_fits(r);
-  auto s = std::make_unique<Sequence>(r.sampling, vocab_);  // validates the sampling parameters
+  (void)Sampler(r.sampling, vocab_);  // validates the sampling parameters
+}
+
+RequestId Engine::submit(GenerationRequest r) {
+  // Everything is checked before anything changes, so a refused request leaves no trace.
+  validate(r);
+  Session* session = r.session != 0 ? sessions_.at(r.session).get() : nullptr;
+  auto s = std::make_unique<Sequence>(r.sampling, vocab_);
   if (!r.stop_strings.empty()) s->stop_strings = std::make_unique<StopStringMatcher>(std::move(r.stop_strings));
 
   s->id = next_request_++;
@@ -259,7 +264,7 @@ void Engine::finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>&
     if (s.stop_strings) {
       tail = s.stop_strings->push(tail);
       if (s.stop_strings->stopped()) {
-        if (reason != FinishReason::StopToken && reason != FinishReason::Cancelled) reason = FinishReason::StopString;
+        if (reason == FinishReason::Length || reason == FinishReason::ContextLimit) reason = FinishReason::StopString;
       } else {
         tail += s.stop_strings->flush();
       }
@@ -329,6 +334,20 @@ bool Engine::admit(Sequence& s, int64_t& room_blocks) {
     s.stats.queued_seconds = std::chrono::duration<double>(Clock::now() - s.submitted).count();
   }
   return true;
+}
+
+// The requests of a failed step end with an error; what their cache sequences hold is unknown, so
+// none is kept (not even for a session).
+void Engine::fail_planned(const std::vector<Sequence*>& ran, const std::string& why, std::vector<PendingEvent>& events) {
+  ++totals_.failed_steps;
+  for (Sequence* s : ran) {
+    if (s->seq >= 0) cache_.remove_sequence(s->seq);
+    s->seq = -1;
+    s->computed = 0;
+    finish(*s, FinishReason::Error, events);
+    events.back().second.error = why;
+  }
+  for (Sequence* s : ran) sequences_.erase(s->id);
 }
 
 bool Engine::step() {
@@ -413,7 +432,16 @@ bool Engine::step() {
     }
   }
   if (ran) {
-    backend_.run(graph_, batch, cache_, logits_);
+    try {
+      backend_.run(graph_, batch, cache_, logits_);
+    } catch (const std::exception& e) {
+      ran = false;
+      std::vector<Sequence*> failed;
+      for (const Planned& p : plan) failed.push_back(p.s);
+      fail_planned(failed, e.what(), events);
+    }
+  }
+  if (ran) {
     ++totals_.steps;
     std::vector<RequestId> done;
     for (size_t c = 0; c < plan.size(); ++c) {

@@ -12,8 +12,12 @@
 // Sessions keep a finished request's sequence in the cache with the ids it holds; the next request
 // on the session prefills only what follows the longest common prefix (a chat's earlier turns).
 //
-// Not thread-safe: one thread calls submit/step/cancel. Event callbacks run inside step() after the
-// step's bookkeeping is done, so they may call submit() and cancel().
+// A step whose backend run fails (throws) finishes the requests it ran with FinishReason::Error and
+// the failure's message, frees their blocks, and the engine goes on with the others.
+//
+// Not thread-safe: one thread calls submit/step/cancel (EngineService wraps it for many callers).
+// Event callbacks run inside step() after the step's bookkeeping is done, so they may call submit()
+// and cancel().
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -41,8 +45,9 @@ enum class FinishReason : uint8_t {
   Length,        // max_tokens generated
   ContextLimit,  // the sequence filled the model's context (or the whole KV cache)
   Cancelled,     // cancel() was called
+  Error,         // the step that ran it failed (GenerationEvent::error says why)
 };
-// "stop_token", "stop_string", "length", "context_limit", "cancelled".
+// "stop_token", "stop_string", "length", "context_limit", "cancelled", "error".
 const char* finish_reason_name(FinishReason reason);
 
 struct RequestStats {
@@ -66,6 +71,7 @@ struct GenerationEvent {
   std::string text;
   FinishReason reason = FinishReason::Length;  // Finished only
   RequestStats stats;                          // Finished only
+  std::string error;                           // Finished with FinishReason::Error: the failure
 };
 using EventCallback = std::function<void(const GenerationEvent&)>;
 
@@ -100,6 +106,7 @@ struct StepStats {
 };
 struct EngineTotals {
   int64_t steps = 0, prefill_tokens = 0, decode_tokens = 0, preemptions = 0, session_evictions = 0;
+  int64_t failed_steps = 0;
 };
 
 class Engine {
@@ -115,6 +122,8 @@ class Engine {
   // Queues a request. Throws sparq::Error (and changes nothing) when it is invalid or can never
   // fit: the message says how many tokens / KV blocks / MiB it needs and what the budget holds.
   RequestId submit(GenerationRequest request);
+  // The checks submit() makes, without queueing anything: throws sparq::Error naming the problem.
+  void validate(const GenerationRequest& request) const;
   // Stops a queued or running request before the next step runs (its Finished event comes from
   // that step). False when the id is unknown or already finished.
   bool cancel(RequestId id);
@@ -159,6 +168,7 @@ class Engine {
   void release(Sequence& s);
   void finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>& events);
   void after_sample(Sequence& s, int32_t token, std::vector<PendingEvent>& events);
+  void fail_planned(const std::vector<Sequence*>& ran, const std::string& why, std::vector<PendingEvent>& events);
 
   const Graph& graph_;
   Backend& backend_;

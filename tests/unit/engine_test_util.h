@@ -34,11 +34,11 @@ struct FixtureModel {
   Graph graph;
   std::unique_ptr<Backend> backend;
   LoadedTokenizer tok;
-  explicit FixtureModel(const std::string& name)
+  explicit FixtureModel(const std::string& name, int threads = 2)
       : scratch("engine-" + name),
         file(open_converted_fixture(scratch, name)),
         graph(build_model_graph(file)),
-        backend(make_cpu_backend({2, true})),
+        backend(make_cpu_backend({threads, true})),
         tok(load_tokenizer(file)) {
     backend->prepare(graph, file);
   }
