@@ -8,6 +8,10 @@
 
 namespace sparq {
 
+// Below this a temperature means greedy, as in vLLM: 1 / temperature would overflow float (a
+// denormal temperature gave NaN weights) long before the distribution differs from the argmax.
+constexpr float kGreedyTemperature = 1e-5f;
+
 void SamplingParams::validate(int64_t vocab) const {
   if (vocab <= 0) fail("sampling: the vocabulary is empty");
   if (!std::isfinite(temperature) || temperature < 0)
@@ -47,8 +51,16 @@ void Sampler::adjust_logits(std::span<const float> logits, std::span<const int32
   if (any_nan)
     for (size_t i = 0; i < logits_.size(); ++i)
       if (std::isnan(logits_[i])) fail("sampling: the logit of token id ", i, " is NaN");
+  // +inf (from the model, a huge bias, or a tiny repeat penalty dividing a large logit) becomes the
+  // largest float: the token stays the most likely, and no inf - inf turns a weight into NaN.
+  auto cap = [this] {
+    for (float& v : logits_) v = std::min(v, std::numeric_limits<float>::max());
+  };
+  cap();
   for (const auto& [id, bias] : params_.logit_bias) logits_[static_cast<size_t>(id)] += bias;
+  cap();
   apply_penalties(history);
+  cap();
 }
 
 void Sampler::apply_penalties(std::span<const int32_t> history) {
@@ -65,8 +77,14 @@ void Sampler::apply_penalties(std::span<const int32_t> history) {
     if (id < 0 || id >= vocab_) fail("sampling: history token id ", id, " is outside the vocabulary (", vocab_, " ids)");
     const auto count = static_cast<float>(j - i);
     float& logit = logits_[static_cast<size_t>(id)];
-    if (logit > 0) logit /= params_.repeat_penalty;
-    else logit *= params_.repeat_penalty;
+    if (logit == kNegInf) {  // banned stays banned (and -inf minus -inf would be NaN)
+      i = j;
+      continue;
+    }
+    // Kept finite, so that subtracting a penalty that overflowed to +-inf never gives inf - inf.
+    constexpr float kMax = std::numeric_limits<float>::max();
+    if (logit > 0) logit = std::min(logit / params_.repeat_penalty, kMax);
+    else logit = std::max(logit * params_.repeat_penalty, -kMax);
     logit -= params_.presence_penalty + count * params_.frequency_penalty;
     i = j;
   }
@@ -152,7 +170,7 @@ void Sampler::keep_min_p(float max_logit) {
 void Sampler::filter_candidates() {
   candidates_.clear();
   sorted_ = false;
-  if (params_.temperature == 0.0f) {
+  if (params_.temperature < kGreedyTemperature) {
     size_t best = 0;
     for (size_t i = 1; i < logits_.size(); ++i)
       if (logits_[i] > logits_[best]) best = i;

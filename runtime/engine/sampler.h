@@ -5,7 +5,7 @@
 //   2. penalties           over the last penalty_last_n ids of the history, for each id seen there:
 //                          repeat penalty (logit > 0 divided, < 0 multiplied, once per id), then
 //                          logit -= presence_penalty + count * frequency_penalty
-//   3. greedy              temperature 0: the highest logit, the lowest id on ties; stops here
+//   3. greedy              temperature 0 (< 1e-5): the highest logit, the lowest id on ties; stops here
 //   4. top-k               keep the k highest logits
 //   5. temperature         logit / temperature
 //   6. softmax             over what is left
@@ -28,7 +28,7 @@
 namespace sparq {
 
 struct SamplingParams {
-  float temperature = 0.0f;       // 0 = greedy (argmax, lowest id on ties)
+  float temperature = 0.0f;       // 0 (or below 1e-5) = greedy (argmax, lowest id on ties)
   int32_t top_k = 0;              // 0 = off
   float top_p = 1.0f;             // 1 = off
   float min_p = 0.0f;             // 0 = off

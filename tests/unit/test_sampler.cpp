@@ -308,3 +308,42 @@ TEST_CASE("sampler: bad logits and history are refused", "[sampling]") {
   Sampler pen(p, 3);
   CHECK_THROWS_WITH(pen.sample(std::vector<float>{1.0f, 2.0f, 3.0f}, std::vector<int32_t>{7}), Catch::Contains("outside"));
 }
+
+TEST_CASE("extreme parameters never turn probabilities into NaN (fuzz regressions)", "[sampling]") {
+  const std::vector<float> logits = {2.0f, 0.5f, -1.0f, 0.0f};
+  auto check_distribution = [&](Sampler& s, const std::vector<int32_t>& history) {
+    const auto c = s.candidates(logits, history);
+    REQUIRE_FALSE(c.empty());
+    double sum = 0;
+    for (const auto& t : c) {
+      CHECK(std::isfinite(t.probability));
+      sum += t.probability;
+    }
+    CHECK(sum == Approx(1.0).epsilon(1e-5));
+    const int32_t id = s.sample(logits, history);
+    CHECK((id >= 0 && id < 4));
+  };
+  SECTION("a denormal temperature is greedy (1 / temperature would overflow)") {
+    SamplingParams p;
+    p.temperature = 2e-42f;
+    Sampler s(p, 4);
+    CHECK(s.sample(logits, {}) == 0);
+    CHECK(s.candidates(logits, {}).size() == 1);
+  }
+  SECTION("a tiny repeat penalty divides a positive logit past the float range") {
+    SamplingParams p;
+    p.temperature = 0.8f;
+    p.repeat_penalty = 1e-40f;
+    Sampler s(p, 4);
+    check_distribution(s, {0, 1});
+  }
+  SECTION("a frequency penalty that overflows with the count, on banned and negative logits") {
+    SamplingParams p;
+    p.temperature = 1.0f;
+    p.repeat_penalty = 1e30f;
+    p.frequency_penalty = -3e38f;
+    p.logit_bias = {{1, -std::numeric_limits<float>::infinity()}};
+    Sampler s(p, 4);
+    check_distribution(s, {1, 1, 1, 2, 2, 2});
+  }
+}
