@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "runtime/core/error.h"
+#include "runtime/engine/logprobs.h"
 #include "runtime/engine/stop_strings.h"
 #include "runtime/tokenizer/stream_detokenizer.h"
 
@@ -35,6 +36,8 @@ struct Engine::Sequence {
   int64_t max_tokens = 0;
   std::vector<int32_t> stop_ids;  // sorted
   SessionId session = 0;
+  int32_t logprobs = -1, prompt_logprobs = -1;
+  int64_t prompt_logprobs_next = 1;  // the next prompt position whose log-probabilities are due
   std::shared_ptr<EventCallback> on_event;
   Sampler sampler;
   std::unique_ptr<StreamDetokenizer> detokenizer;  // null without a tokenizer
@@ -138,6 +141,10 @@ void Engine::validate(const GenerationRequest& r) const {
   for (int32_t id : r.stop_token_ids)
     if (id < 0 || id >= vocab_) fail("stop token id ", id, " is outside the vocabulary (", vocab_, " ids)");
   if (!r.stop_strings.empty() && !tokenizer_) fail("stop strings need the model's tokenizer to decode text");
+  if (r.logprobs < -1 || r.logprobs > kMaxTopLogprobs)
+    fail("logprobs must be -1 (none) or 0..", kMaxTopLogprobs, " (got ", r.logprobs, ")");
+  if (r.prompt_logprobs < -1 || r.prompt_logprobs > kMaxTopLogprobs)
+    fail("prompt_logprobs must be -1 (none) or 0..", kMaxTopLogprobs, " (got ", r.prompt_logprobs, ")");
   if (r.session != 0) {
     auto it = sessions_.find(r.session);
     if (it == sessions_.end()) fail("no open session ", r.session);
@@ -163,6 +170,8 @@ RequestId Engine::submit(GenerationRequest r) {
     s->stop_ids.insert(s->stop_ids.end(), options_.default_stop_tokens.begin(), options_.default_stop_tokens.end());
   std::sort(s->stop_ids.begin(), s->stop_ids.end());
   s->session = r.session;
+  s->logprobs = r.logprobs;
+  s->prompt_logprobs = r.prompt_logprobs;
   if (r.on_event) s->on_event = std::make_shared<EventCallback>(std::move(r.on_event));
   if (tokenizer_) s->detokenizer = std::make_unique<StreamDetokenizer>(*tokenizer_, /*skip_special=*/true);
   s->stats.prompt_tokens = s->prompt_tokens;
@@ -281,12 +290,13 @@ void Engine::finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>&
 }
 
 // Records a sampled id: its event, then whether the request is done.
-void Engine::after_sample(Sequence& s, int32_t token, std::vector<PendingEvent>& events) {
+void Engine::after_sample(Sequence& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events) {
   s.tokens.push_back(token);
   if (s.generated() == 1) s.stats.first_token_seconds = std::chrono::duration<double>(Clock::now() - s.submitted).count();
   GenerationEvent ev;
   ev.request = s.id;
   ev.token = token;
+  if (s.logprobs >= 0) ev.logprobs.push_back(position_logprobs(logits, token, s.logprobs));
   const bool stop_token = std::binary_search(s.stop_ids.begin(), s.stop_ids.end(), token);
   if (!stop_token && s.detokenizer) {
     ev.text = s.detokenizer->push(token);
@@ -317,7 +327,8 @@ bool Engine::admit(Sequence& s, int64_t& room_blocks) {
     // Reuse the longest common prefix; at least one token is fed so that there are logits to sample.
     const auto& cached = session->tokens;
     int64_t common = 0;
-    const int64_t limit = std::min<int64_t>(static_cast<int64_t>(cached.size()), length - 1);
+    // Prompt log-probabilities need logits at every prompt position: nothing is reused then.
+    const int64_t limit = s.prompt_logprobs >= 0 ? 0 : std::min<int64_t>(static_cast<int64_t>(cached.size()), length - 1);
     while (common < limit && cached[static_cast<size_t>(common)] == s.tokens[static_cast<size_t>(common)]) ++common;
     s.seq = session->seq;
     cache_.truncate(s.seq, common);
@@ -334,6 +345,27 @@ bool Engine::admit(Sequence& s, int64_t& room_blocks) {
     s.stats.queued_seconds = std::chrono::duration<double>(Clock::now() - s.submitted).count();
   }
   return true;
+}
+
+// A prefill chunk computes logits at every position while prompt log-probabilities are still due.
+bool Engine::wants_prompt_logprobs(const Sequence& s) const {
+  return !s.decoding && s.prompt_logprobs >= 0 && s.prompt_logprobs_next < s.prompt_tokens;
+}
+
+// Chunk c fed n tokens from position s.computed: row j predicts the token at s.computed + j + 1.
+void Engine::emit_prompt_logprobs(Sequence& s, size_t c, int64_t n, std::vector<PendingEvent>& events) {
+  GenerationEvent ev;
+  ev.request = s.id;
+  ev.kind = GenerationEvent::Kind::PromptLogprobs;
+  ev.first_position = s.prompt_logprobs_next;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t q = s.computed + j + 1;
+    if (q < s.prompt_logprobs_next || q >= s.prompt_tokens) continue;  // sent before (recomputation), or generated
+    const std::span<const float> row(logits_.row(c, j), static_cast<size_t>(vocab_));
+    ev.logprobs.push_back(position_logprobs(row, s.tokens[static_cast<size_t>(q)], s.prompt_logprobs));
+    s.prompt_logprobs_next = q + 1;
+  }
+  if (!ev.logprobs.empty()) events.push_back({s.on_event, std::move(ev)});
 }
 
 // The requests of a failed step end with an error; what their cache sequences hold is unknown, so
@@ -417,7 +449,7 @@ bool Engine::step() {
   Batch batch;
   for (const Planned& p : plan) {
     const auto tokens = std::span<const int32_t>(p.s->tokens).subspan(static_cast<size_t>(p.s->computed), static_cast<size_t>(p.n));
-    batch.chunks.push_back({p.s->seq, tokens, false});
+    batch.chunks.push_back({p.s->seq, tokens, wants_prompt_logprobs(*p.s)});
   }
   bool ran = false;
   if (!plan.empty()) {
@@ -455,10 +487,13 @@ bool Engine::step() {
         s.stats.prefilled_tokens += plan[c].n;
         totals_.prefill_tokens += plan[c].n;
       }
+      const bool all_rows = batch.chunks[c].all_logits;
+      if (all_rows) emit_prompt_logprobs(s, c, plan[c].n, events);
       s.computed += plan[c].n;
       if (s.computed < static_cast<int64_t>(s.tokens.size())) continue;  // more prompt to read
-      const int32_t token = s.sampler.sample(std::span<const float>(logits_.row(c), static_cast<size_t>(vocab_)), s.tokens);
-      after_sample(s, token, events);
+      const std::span<const float> last(logits_.row(c, all_rows ? plan[c].n - 1 : 0), static_cast<size_t>(vocab_));
+      const int32_t token = s.sampler.sample(last, s.tokens);
+      after_sample(s, token, last, events);
       if (s.finished) done.push_back(s.id);
     }
     for (RequestId id : done) sequences_.erase(id);

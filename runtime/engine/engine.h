@@ -61,11 +61,32 @@ struct RequestStats {
   double total_seconds = 0;        // submit -> finish
 };
 
+// A token with its log-probability under the model's raw distribution (log-softmax of the logits,
+// before bias, penalties, temperature and filters: what OpenAI's and vLLM's logprobs report).
+struct TokenLogprob {
+  int32_t id = -1;
+  float logprob = 0;
+};
+
+// Log-probabilities of one position: the token that is there (sampled, or the prompt's) and the
+// `top` most likely ones, most likely first (ties: lower id first).
+struct PositionLogprobs {
+  TokenLogprob token;
+  std::vector<TokenLogprob> top;
+};
+
 struct GenerationEvent {
-  enum class Kind : uint8_t { Token, Finished };
+  // Token: one sampled id. PromptLogprobs: log-probabilities of prompt positions (requested with
+  // GenerationRequest::prompt_logprobs), in order, before the first Token event. Finished: last.
+  enum class Kind : uint8_t { Token, PromptLogprobs, Finished };
   RequestId request = 0;
   Kind kind = Kind::Token;
   int32_t token = -1;  // Token: the sampled id
+  // Token: its log-probabilities when the request asked for logprobs (empty otherwise).
+  // PromptLogprobs: one entry per prompt position from first_position on (position 0, which
+  // nothing predicts, is never included).
+  std::vector<PositionLogprobs> logprobs;
+  int64_t first_position = 0;  // PromptLogprobs only
   // Text that is now safe to show: whole UTF-8 characters, none of a stop string. Concatenating the
   // text of all of a request's events (Finished included) gives its whole output.
   std::string text;
@@ -84,6 +105,10 @@ struct GenerationRequest {
   bool use_default_stop_tokens = true;   // the model's end-of-sequence / end-of-turn ids (EngineOptions)
   std::vector<std::string> stop_strings; // needs a tokenizer
   SessionId session = 0;                 // reuse and keep this session's cached sequence
+  // Log-probabilities: -1 = none; k >= 0 = the chosen token's plus the k most likely (0..20).
+  int32_t logprobs = -1;         // of each sampled token, on its Token event
+  int32_t prompt_logprobs = -1;  // of each prompt token after the first, on PromptLogprobs events
+                                 // (every prompt position is computed, even ones a session holds)
   EventCallback on_event;                // may be empty
 };
 
@@ -167,7 +192,9 @@ class Engine {
   bool evict_idle_session(SessionId keep);
   void release(Sequence& s);
   void finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>& events);
-  void after_sample(Sequence& s, int32_t token, std::vector<PendingEvent>& events);
+  void after_sample(Sequence& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events);
+  bool wants_prompt_logprobs(const Sequence& s) const;
+  void emit_prompt_logprobs(Sequence& s, size_t chunk, int64_t n, std::vector<PendingEvent>& events);
   void fail_planned(const std::vector<Sequence*>& ran, const std::string& why, std::vector<PendingEvent>& events);
 
   const Graph& graph_;

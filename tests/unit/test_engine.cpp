@@ -2,6 +2,7 @@
 // at a time, greedy): batching, sequences joining and leaving, prefill chunks sharing steps with
 // decodes, the KV budget (refusal, waiting, preemption) and cancellation.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <deque>
 
 #include "engine_test_util.h"
@@ -294,4 +295,77 @@ TEST_CASE("max_tokens 0 runs to the context limit", "[engine]") {
   CHECK(c.reason == FinishReason::ContextLimit);
   CHECK(static_cast<int64_t>(prompts[0].size() + c.ids.size()) == 20);
   CHECK(c.ids == reference_greedy(m, prompts[0], static_cast<int>(c.ids.size())));
+}
+
+TEST_CASE("logprobs of prompt and sampled tokens are the log-softmax of the backend's logits", "[engine]") {
+  FixtureModel m("llama-w8a8-int8");
+  const auto prompt = engine_test_prompts(m)[2];  // long enough for several chunks
+  const auto n = static_cast<int64_t>(prompt.size());
+  // Independent path: every prompt position's logits straight from the backend, log-softmax in double.
+  PagedKvCache ref_cache = m.cache(64);
+  const SeqId seq = ref_cache.add_sequence();
+  BatchLogits rows;
+  m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt), true}}}, ref_cache, rows);
+  auto log_softmax_at = [&](int64_t row, int32_t id) {
+    const float* r = rows.row(0, row);
+    double mx = -1e300, sum = 0;
+    for (int64_t v = 0; v < rows.vocab; ++v) mx = std::max(mx, static_cast<double>(r[v]));
+    for (int64_t v = 0; v < rows.vocab; ++v) sum += std::exp(r[v] - mx);
+    return r[id] - mx - std::log(sum);
+  };
+
+  PagedKvCache cache = m.cache(64);
+  EngineOptions opt;
+  opt.prefill_chunk = 7;
+  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+  std::vector<PositionLogprobs> prompt_lp, token_lp;
+  std::vector<int32_t> ids;
+  int64_t next_position = 1;
+  GenerationRequest r;
+  r.prompt = prompt;
+  r.max_tokens = 4;
+  r.use_default_stop_tokens = false;
+  r.logprobs = 3;
+  r.prompt_logprobs = 2;
+  r.on_event = [&](const GenerationEvent& e) {
+    if (e.kind == GenerationEvent::Kind::PromptLogprobs) {
+      CHECK(ids.empty());  // all prompt log-probabilities come before the first token
+      CHECK(e.first_position == next_position);
+      next_position += static_cast<int64_t>(e.logprobs.size());
+      prompt_lp.insert(prompt_lp.end(), e.logprobs.begin(), e.logprobs.end());
+    } else if (e.kind == GenerationEvent::Kind::Token) {
+      ids.push_back(e.token);
+      REQUIRE(e.logprobs.size() == 1);
+      token_lp.push_back(e.logprobs[0]);
+    }
+  };
+  engine.submit(std::move(r));
+  engine.run_until_idle();
+
+  REQUIRE(static_cast<int64_t>(prompt_lp.size()) == n - 1);
+  for (int64_t q = 1; q < n; ++q) {
+    const PositionLogprobs& p = prompt_lp[static_cast<size_t>(q - 1)];
+    INFO("position " << q);
+    CHECK(p.token.id == prompt[static_cast<size_t>(q)]);
+    CHECK(p.token.logprob == Approx(log_softmax_at(q - 1, p.token.id)).margin(1e-4));
+    REQUIRE(p.top.size() == 2);
+    CHECK(p.top[0].logprob >= p.top[1].logprob);
+    CHECK(p.top[0].logprob == Approx(log_softmax_at(q - 1, p.top[0].id)).margin(1e-4));
+    CHECK(p.token.logprob <= p.top[0].logprob + 1e-6f);
+  }
+  // Greedy: each sampled token is the most likely one, and the first follows the last prompt row.
+  REQUIRE(ids.size() == 4);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    REQUIRE(token_lp[i].top.size() == 3);
+    CHECK(token_lp[i].token.id == ids[i]);
+    CHECK(token_lp[i].top[0].id == ids[i]);
+    CHECK(token_lp[i].token.logprob == token_lp[i].top[0].logprob);
+  }
+  CHECK(token_lp[0].token.logprob == Approx(log_softmax_at(n - 1, ids[0])).margin(1e-4));
+  CHECK(ids == reference_greedy(m, prompt, 4));
+  // Out of range is refused by name.
+  Collected unused;
+  GenerationRequest bad = greedy_request(prompt, 1, unused);
+  bad.logprobs = 21;
+  CHECK_THROWS_WITH(engine.submit(bad), Catch::Contains("logprobs must be"));
 }
