@@ -98,13 +98,14 @@ void run_bench(const BenchArgs& a) {
   const auto t0 = Clock::now();
   for (size_t start = 0; start < prompt.size(); start += static_cast<size_t>(a.chunk)) {
     const size_t n = std::min(static_cast<size_t>(a.chunk), prompt.size() - start);
-    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt).subspan(start, n), false}}}, cache, out);
+    const LogitRows rows = start + n == prompt.size() ? LogitRows::Last : LogitRows::None;  // as the engine does
+    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt).subspan(start, n), rows}}}, cache, out);
   }
   int32_t next = static_cast<int32_t>(std::max_element(out.row(0), out.row(0) + vocab) - out.row(0));
   const double prefill_s = seconds_since(t0);
   const auto t1 = Clock::now();
   for (int i = 0; i < a.gen_tokens; ++i) {
-    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&next, 1), false}}}, cache, out);
+    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&next, 1), LogitRows::Last}}}, cache, out);
     next = static_cast<int32_t>(std::max_element(out.row(0), out.row(0) + vocab) - out.row(0));
   }
   const double decode_s = seconds_since(t1);

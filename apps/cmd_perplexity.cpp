@@ -117,7 +117,8 @@ void run_perplexity(const PerplexityArgs& a) {
     for (int64_t c = 0; c < len; c += a.batch) {
       const int64_t cn = std::min(a.batch, len - c);
       const bool wanted = c < hi && c + cn > lo;  // chunks with no scored position need no logits
-      m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(input).subspan(c, cn), wanted}}}, cache, out);
+      const LogitRows rows = wanted ? LogitRows::All : LogitRows::None;
+      m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(input).subspan(c, cn), rows}}}, cache, out);
       if (!wanted) continue;
       for (int64_t j = std::max(c, lo); j < std::min(c + cn, hi); ++j) {
         nll_sum += token_nll(out.row(0, j - c), out.vocab, input[static_cast<size_t>(j + 1)]);

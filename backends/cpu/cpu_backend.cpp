@@ -171,7 +171,7 @@ class CpuBackend final : public Backend {
         ids.push_back(c.tokens[static_cast<size_t>(i)]);
         seqs.push_back(c.seq);
         positions.push_back(start + i);
-        if (c.all_logits || i == n - 1) logit_rows.push_back(first_row + i);
+        if (c.logits == LogitRows::All || (c.logits == LogitRows::Last && i == n - 1)) logit_rows.push_back(first_row + i);
       }
     }
     const int64_t lrows = static_cast<int64_t>(logit_rows.size());
@@ -211,8 +211,13 @@ class CpuBackend final : public Backend {
         const int64_t r = vrows[static_cast<size_t>(sc->in)];
         cpu::soft_cap(in(sc->in), r * width(sc->in), sc->cap, make(sc->out, r));
       } else if (const auto* lg = std::get_if<LogitsOp>(&op)) {
-        // Only the requested rows go through the (large) output projection.
+        // Only the requested rows go through the (large) output projection; none at all when no
+        // chunk wants logits.
         const int64_t w = width(lg->in);
+        if (lrows == 0) {
+          make(lg->out, 0);
+          continue;
+        }
         std::vector<float> picked = pool_.take(static_cast<size_t>(lrows * w));
         for (int64_t r = 0; r < lrows; ++r)
           std::memcpy(picked.data() + r * w, in(lg->in) + logit_rows[static_cast<size_t>(r)] * w,

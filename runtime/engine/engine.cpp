@@ -449,7 +449,9 @@ bool Engine::step() {
   Batch batch;
   for (const Planned& p : plan) {
     const auto tokens = std::span<const int32_t>(p.s->tokens).subspan(static_cast<size_t>(p.s->computed), static_cast<size_t>(p.n));
-    batch.chunks.push_back({p.s->seq, tokens, wants_prompt_logprobs(*p.s)});
+    const bool samples = p.s->computed + p.n == static_cast<int64_t>(p.s->tokens.size());
+    batch.chunks.push_back({p.s->seq, tokens,
+                            wants_prompt_logprobs(*p.s) ? LogitRows::All : samples ? LogitRows::Last : LogitRows::None});
   }
   bool ran = false;
   if (!plan.empty()) {
@@ -487,7 +489,7 @@ bool Engine::step() {
         s.stats.prefilled_tokens += plan[c].n;
         totals_.prefill_tokens += plan[c].n;
       }
-      const bool all_rows = batch.chunks[c].all_logits;
+      const bool all_rows = batch.chunks[c].logits == LogitRows::All;
       if (all_rows) emit_prompt_logprobs(s, c, plan[c].n, events);
       s.computed += plan[c].n;
       if (s.computed < static_cast<int64_t>(s.tokens.size())) continue;  // more prompt to read

@@ -13,7 +13,10 @@ int64_t Batch::tokens() const {
 
 int64_t Batch::logit_rows() const {
   int64_t n = 0;
-  for (const auto& c : chunks) n += c.all_logits ? static_cast<int64_t>(c.tokens.size()) : (c.tokens.empty() ? 0 : 1);
+  for (const auto& c : chunks) {
+    const auto len = static_cast<int64_t>(c.tokens.size());
+    n += c.logits == LogitRows::All ? len : c.logits == LogitRows::Last ? std::min<int64_t>(len, 1) : 0;
+  }
   return n;
 }
 

@@ -19,11 +19,16 @@ namespace sparq {
 
 class ModelFile;
 
+// Which of a chunk's positions get a logits row: none (an intermediate prefill chunk, whose last
+// row nobody samples: for Gemma that skips a pass over the 1.2 GB output head), the last one
+// (sampling), or all (scoring, prompt log-probabilities).
+enum class LogitRows : uint8_t { None, Last, All };
+
 // New tokens of one sequence for this step; they take positions length(seq) .. length(seq)+n-1.
 struct SequenceChunk {
   SeqId seq = -1;
   std::span<const int32_t> tokens;
-  bool all_logits = false;  // logits for every new position (tests, scoring); otherwise the last one only
+  LogitRows logits = LogitRows::Last;
 };
 
 struct Batch {
@@ -32,11 +37,11 @@ struct Batch {
   int64_t logit_rows() const;
 };
 
-// Logits of a step, rows in chunk order: all of a chunk's positions or its last one.
+// Logits of a step, rows in chunk order: all of a chunk's positions, its last one, or none.
 struct BatchLogits {
   int64_t vocab = 0;
   std::vector<float> values;         // [rows, vocab]
-  std::vector<int64_t> chunk_first;  // first row of each chunk
+  std::vector<int64_t> chunk_first;  // first row of each chunk (a chunk without rows: where the next would start)
   const float* row(size_t chunk, int64_t i = 0) const {
     return values.data() + (chunk_first[chunk] + i) * vocab;
   }

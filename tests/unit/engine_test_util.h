@@ -55,14 +55,14 @@ inline std::vector<int32_t> reference_greedy(FixtureModel& m, const std::vector<
   PagedKvCache cache = m.cache(static_cast<int64_t>(prompt.size()) / 4 + n / 4 + 2);
   const SeqId seq = cache.add_sequence();
   BatchLogits out;
-  m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt), false}}}, cache, out);
+  m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt), LogitRows::Last}}}, cache, out);
   std::vector<int32_t> ids;
   while (true) {
     const float* row = out.row(0);
     const int32_t next = static_cast<int32_t>(std::max_element(row, row + out.vocab) - row);  // lowest id on ties
     ids.push_back(next);
     if (static_cast<int>(ids.size()) == n) return ids;
-    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&ids.back(), 1), false}}}, cache, out);
+    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&ids.back(), 1), LogitRows::Last}}}, cache, out);
   }
 }
 

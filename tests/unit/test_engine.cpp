@@ -305,7 +305,7 @@ TEST_CASE("logprobs of prompt and sampled tokens are the log-softmax of the back
   PagedKvCache ref_cache = m.cache(64);
   const SeqId seq = ref_cache.add_sequence();
   BatchLogits rows;
-  m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt), true}}}, ref_cache, rows);
+  m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt), LogitRows::All}}}, ref_cache, rows);
   auto log_softmax_at = [&](int64_t row, int32_t id) {
     const float* r = rows.row(0, row);
     double mx = -1e300, sum = 0;

@@ -129,7 +129,7 @@ TEST_CASE("forward pass matches the reference logits and greedy tokens of every 
           const auto& ids = prompts[i].ids;
           if (start >= ids.size()) continue;
           const size_t n = std::min(kChunk, ids.size() - start);
-          batch.chunks.push_back({seqs[i], std::span<const int32_t>(ids).subspan(start, n), true});
+          batch.chunks.push_back({seqs[i], std::span<const int32_t>(ids).subspan(start, n), LogitRows::All});
           which.push_back(i);
         }
         if (batch.chunks.empty()) break;
@@ -185,7 +185,7 @@ TEST_CASE("forward pass matches the reference logits and greedy tokens of every 
         Batch batch;
         for (size_t i = 0; i < prompts.size(); ++i) {
           generated[i].push_back(next[i]);
-          if (step < 31) batch.chunks.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), false});
+          if (step < 31) batch.chunks.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), LogitRows::Last});
         }
         if (batch.chunks.empty()) break;
         BatchLogits out;

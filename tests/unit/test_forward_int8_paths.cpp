@@ -24,10 +24,10 @@ std::vector<float> prompt_logits(const ModelFile& file, bool use_onednn, const s
   PagedKvCache cache(geo, geo.block_bytes() * 4);
   const SeqId s = cache.add_sequence();
   BatchLogits out;
-  backend->run(graph, Batch{{{s, ids, true}}}, cache, out);
+  backend->run(graph, Batch{{{s, ids, LogitRows::All}}}, cache, out);
   std::vector<int32_t> next{ids[1]};
   BatchLogits step;
-  backend->run(graph, Batch{{{s, next, true}}}, cache, step);  // M = 1 as in decode
+  backend->run(graph, Batch{{{s, next, LogitRows::All}}}, cache, step);  // M = 1 as in decode
   out.values.insert(out.values.end(), step.values.begin(), step.values.end());
   return out.values;
 }

@@ -30,12 +30,12 @@ TEST_CASE("paged KV cache allocates whole blocks and refuses cleanly when full",
 
   // A batch that does not fit is refused as a whole, before any block is taken.
   std::vector<int32_t> t1(3), t2(4);
-  Batch batch{{{a, t1, false}, {b, t2, false}}};  // a: 5+3=8 (fits its 2 blocks), b: 4 (1 block) -> fits
+  Batch batch{{{a, t1, LogitRows::Last}, {b, t2, LogitRows::Last}}};  // a: 5+3=8 (fits its 2 blocks), b: 4 (1 block) -> fits
   reserve_batch(batch, cache);
   REQUIRE(cache.free_blocks() == 0);
   std::vector<int32_t> t3(1);
   cache.set_length(b, 4);
-  REQUIRE_THROWS_AS(reserve_batch(Batch{{{b, t3, false}}}, cache), KvCacheFull);
+  REQUIRE_THROWS_AS(reserve_batch(Batch{{{b, t3, LogitRows::Last}}}, cache), KvCacheFull);
   REQUIRE(cache.block_table(b).size() == 1);
 
   cache.remove_sequence(a);
