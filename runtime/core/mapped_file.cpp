@@ -76,12 +76,6 @@ void MappedFile::release(uint64_t offset, uint64_t len) const {
     ::madvise(const_cast<uint8_t*>(data_) + b, e - b, MADV_DONTNEED);
 }
 
-void MappedFile::will_need(uint64_t offset, uint64_t len) const {
-  uint64_t b, e;
-  if (data_ && page_range(size_, offset, len, b, e))
-    ::madvise(const_cast<uint8_t*>(data_) + b, e - b, MADV_WILLNEED);
-}
-
 void release_mapped_range(const uint8_t* p, uint64_t len) {
   static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;

@@ -25,8 +25,6 @@ class MappedFile {
   // Drops the pages of [offset, offset+len) from this process's resident set (they stay in the
   // page cache); streaming readers call it so that RSS stays at one tensor, not the whole file.
   void release(uint64_t offset, uint64_t len) const;
-  // Asks the kernel to read [offset, offset+len) ahead.
-  void will_need(uint64_t offset, uint64_t len) const;
 
  private:
   std::string path_;

@@ -1,6 +1,5 @@
 #include "runtime/graph/graph.h"
 
-#include <sstream>
 
 #include "runtime/core/error.h"
 
@@ -109,25 +108,6 @@ void Graph::finish() {
   if (logits < 0 || static_cast<size_t>(logits) >= n || !written[static_cast<size_t>(logits)])
     fail("the graph has no logits output");
   last_use[static_cast<size_t>(logits)] = static_cast<int32_t>(ops.size());  // lives until the end
-}
-
-std::string describe(const Graph& g) {
-  std::ostringstream os;
-  for (size_t i = 0; i < g.ops.size(); ++i) {
-    const Op& op = g.ops[i];
-    os << i << ": " << op_name(op);
-    if (const auto* l = std::get_if<LinearOp>(&op)) os << " " << l->linear.module << " [" << linear_scheme_label(l->linear.scheme) << "]";
-    if (const auto* l = std::get_if<LogitsOp>(&op)) os << " " << l->linear.weight;
-    os << " (";
-    bool first = true;
-    for (ValueId v : op_inputs(op)) {
-      os << (first ? "" : ", ") << g.names[static_cast<size_t>(v)];
-      first = false;
-    }
-    const ValueId out = op_output(op);
-    os << ") -> " << g.names[static_cast<size_t>(out)] << " [" << g.widths[static_cast<size_t>(out)] << "]\n";
-  }
-  return os.str();
 }
 
 }  // namespace sparq

@@ -114,7 +114,4 @@ std::vector<ValueId> op_inputs(const Op& op);
 ValueId op_output(const Op& op);
 const char* op_name(const Op& op);
 
-// A one-line-per-op listing, for `--dump-graph`-style debugging and error messages.
-std::string describe(const Graph& g);
-
 }  // namespace sparq

@@ -104,10 +104,4 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& m) {
   return out;
 }
 
-bool is_linear_module(const ModelConfig& m, const std::string& module) {
-  for (const auto& e : expected_tensors(m))
-    if (e.linear && e.name == module + ".weight") return true;
-  return module == "lm_head";
-}
-
 }  // namespace sparq

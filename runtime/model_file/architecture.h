@@ -41,7 +41,4 @@ struct ExpectedTensor {
 };
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
 
-// Linear module paths of one architecture ("model.layers.0.self_attn.q_proj", ..., "lm_head").
-bool is_linear_module(const ModelConfig& cfg, const std::string& module);
-
 }  // namespace sparq
