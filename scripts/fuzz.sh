@@ -8,8 +8,8 @@
 #     --only NAME         one target, e.g. --only tokenizer
 #
 # Each target starts from tests/fuzz/corpus/NAME (a minimized corpus kept in git) and its working
-# corpus build-fuzz/corpus/fuzz_NAME. Unless --no-merge, the inputs that add coverage are merged
-# back into tests/fuzz/corpus/NAME with libFuzzer's -merge=1 (so it stays small), and the run is
+# corpus build-fuzz/corpus/fuzz_NAME. Unless --no-merge, tests/fuzz/corpus/NAME is re-minimized over
+# both with libFuzzer's -merge=1 (edge coverage, so it stays small; named seeds stay), and the run is
 # added to tests/fuzz/effort.tsv (CPU seconds, executions, coverage before and after, crashes).
 # Each target's line reports its coverage gain per minute. A crash prints the input (base64) and
 # the command that reproduces it, and the script exits 1.
@@ -50,8 +50,11 @@ fuzz_one() {  # name -> runs it; its log is build-fuzz/NAME.log
   local seeds="tests/fuzz/corpus/$short" work="build-fuzz/corpus/$name"
   mkdir -p "$work" "$seeds"
   rm -f build-fuzz/crash-"$name"-*
+  local start=$SECONDS rc=0
   build-fuzz/tests/fuzz/"$name" -max_total_time="$seconds" -max_len=131072 -print_final_stats=1 -detect_leaks=0 \
-    -artifact_prefix="build-fuzz/crash-$name-" "$work" "$seeds" >"build-fuzz/$name.log" 2>&1
+    -artifact_prefix="build-fuzz/crash-$name-" "$work" "$seeds" >"build-fuzz/$name.log" 2>&1 || rc=$?
+  echo $((SECONDS - start)) >"build-fuzz/$name.seconds"  # a crash ends the run early
+  return $rc
 }
 
 status=0
@@ -83,16 +86,30 @@ for i in "${!targets[@]}"; do
       echo "  reproduce: build-fuzz/tests/fuzz/$name $artifact"
     done
   fi
-  per_min=$(awk -v a="$cov0" -v b="$cov1" -v s="$seconds" 'BEGIN { printf "%.1f", (b - a) * 60 / s }')
-  echo "fuzz: $name: ${runs} executions in ${seconds}s, coverage ${cov0} -> ${cov1} (+${per_min}/min)"
+  took=$(cat "build-fuzz/$name.seconds" 2>/dev/null || echo "$seconds"); ((took > 0)) || took=1
+  per_min=$(awk -v a="$cov0" -v b="$cov1" -v s="$took" 'BEGIN { printf "%.1f", (b - a) * 60 / s }')
+  echo "fuzz: $name: ${runs} executions in ${took}s, coverage ${cov0} -> ${cov1} (+${per_min}/min)"
   if ((merge)); then
-    before=$(find "tests/fuzz/corpus/${name#fuzz_}" -type f | wc -l)
-    build-fuzz/tests/fuzz/"$name" -merge=1 -max_len=131072 -detect_leaks=0 "tests/fuzz/corpus/${name#fuzz_}" \
-      "build-fuzz/corpus/$name" >"build-fuzz/$name.merge.log" 2>&1 || echo "fuzz: merging $name's corpus failed (build-fuzz/$name.merge.log)"
-    after=$(find "tests/fuzz/corpus/${name#fuzz_}" -type f | wc -l)
-    echo "fuzz: $name: corpus tests/fuzz/corpus/${name#fuzz_} $before -> $after inputs"
+    # Re-minimized from scratch over edge coverage (-use_counters=0 keeps it small): hashed inputs
+    # are replaced by the minimal set; named seeds and regression inputs always stay.
+    corpus="tests/fuzz/corpus/${name#fuzz_}" fresh="build-fuzz/merged/$name"
+    before=$(find "$corpus" -type f | wc -l)
+    rm -rf "$fresh"; mkdir -p "$fresh"
+    if build-fuzz/tests/fuzz/"$name" -merge=1 -use_counters=0 -max_len=131072 -detect_leaks=0 "$fresh" "$corpus" \
+         "build-fuzz/corpus/$name" >"build-fuzz/$name.merge.log" 2>&1; then
+      find "$corpus" -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
+      for f in "$fresh"/*; do [ -e "$corpus/$(basename "$f")" ] || [ ! -f "$f" ] || cp "$f" "$corpus/"; done
+      # A named input that the minimal set also holds under its hash is kept once, by name.
+      for f in "$corpus"/*; do
+        h=$(sha1sum "$f" | cut -c1-40); [ "$(basename "$f")" = "$h" ] || rm -f "$corpus/$h"
+      done
+    else
+      echo "fuzz: merging $name's corpus failed (build-fuzz/$name.merge.log)"
+    fi
+    after=$(find "$corpus" -type f | wc -l)
+    echo "fuzz: $name: corpus $corpus $before -> $after inputs ($(du -sh "$corpus" | cut -f1))"
     [ -f tests/fuzz/effort.tsv ] || printf 'date\ttarget\tcpu_seconds\texecutions\tcov_start\tcov_end\tcrashes\n' >tests/fuzz/effort.tsv
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%F)" "${name#fuzz_}" "$seconds" "$runs" "$cov0" "$cov1" "$crashes" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%F)" "${name#fuzz_}" "$took" "$runs" "$cov0" "$cov1" "$crashes" \
       >>tests/fuzz/effort.tsv
   fi
 done

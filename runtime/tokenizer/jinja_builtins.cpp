@@ -1,7 +1,9 @@
 #include "runtime/tokenizer/jinja_builtins.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "runtime/core/error.h"
@@ -12,6 +14,22 @@ namespace sparq::jinja {
 namespace {
 
 [[noreturn]] void error_at(int line, const std::string& msg) { fail("chat template: line ", line, ": ", msg); }
+
+// Digits as an index; nullopt when they do not fit (such an index is past any list anyway).
+std::optional<size_t> digits_index(const std::string& digits) {
+  size_t i = 0;
+  const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), i);
+  if (r.ec != std::errc() || r.ptr != digits.data() + digits.size()) return std::nullopt;
+  return i;
+}
+
+// Python's int(float): NaN has no integer (nullopt); past int64 (Python would make a big
+// integer) the template is refused rather than the conversion overflowing.
+std::optional<int64_t> float_to_int(double f, int line) {
+  if (std::isnan(f)) return std::nullopt;
+  if (!(f >= -9223372036854775808.0 && f < 9223372036854775808.0)) error_at(line, "int(): value out of range");
+  return static_cast<int64_t>(f);
+}
 
 bool py_isspace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -150,8 +168,8 @@ Value attr_path(const Value& v, const std::string& path) {
       const Value* x = cur.dict->find(part);
       cur = x ? *x : Value::undefined(part);
     } else if (cur.is_list() && !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit)) {
-      size_t i = std::stoul(part);
-      cur = i < cur.list->size() ? (*cur.list)[i] : Value::undefined(part);
+      const auto i = digits_index(part);
+      cur = i && *i < cur.list->size() ? (*cur.list)[*i] : Value::undefined(part);
     } else {
       cur = Value::undefined(part);
     }
@@ -332,7 +350,7 @@ bool call_method(const Value& obj, const std::string& name, Args& a, int line, V
           if (field.empty()) {
             r += a.get(auto_idx++, "", none).str();
           } else if (std::all_of(field.begin(), field.end(), ::isdigit)) {
-            r += a.get(std::stoul(field), "", none).str();
+            r += a.get(digits_index(field).value_or(SIZE_MAX - 1), "", none).str();
           } else {
             r += a.get(SIZE_MAX, field, Value::undefined(field)).str();
           }
@@ -513,16 +531,21 @@ Value apply_filter(const std::string& name, const Value& v, Args& a, int line) {
   if (name == "int") {
     if (v.kind == K::Int) return v;
     if (v.kind == K::Bool) return Value::integer(v.b);
-    if (v.kind == K::Float) return Value::integer(static_cast<int64_t>(v.f));
+    if (v.kind == K::Float) {
+      if (auto x = float_to_int(v.f, line)) return Value::integer(*x);
+    }
     if (v.is_string()) {
+      std::optional<double> f;
       try {
         size_t used = 0;
         std::string t = py_strip(v.s, true, true, none);
         int64_t x = std::stoll(t, &used);
         if (used == t.size()) return Value::integer(x);
-        return Value::integer(static_cast<int64_t>(std::stod(t)));
+        f = std::stod(t);
       } catch (const std::exception&) {
       }
+      if (f)
+        if (auto x = float_to_int(*f, line)) return Value::integer(*x);
     }
     return a.get(0, "default", Value::integer(0));
   }

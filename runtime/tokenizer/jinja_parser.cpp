@@ -273,7 +273,11 @@ class ExprParser {
         if (peek().type == Token::Type::Int) {  // foo.0
           a->type = Expr::Type::Index;
           a->b = node(Expr::Type::Literal);
-          a->b->value = Value::integer(std::stoll(next().text));
+          try {
+            a->b->value = Value::integer(std::stoll(next().text));
+          } catch (const std::exception&) {
+            error("index out of range");
+          }
         } else {
           a->name = expect_name();
         }

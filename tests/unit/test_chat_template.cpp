@@ -159,6 +159,10 @@ TEST_CASE("chat template: errors name the construct and the line", "[chat_templa
   CHECK_THAT(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}"),
              Catch::Contains("nested too deeply"));
   CHECK_THAT(error_of(std::string(300, '{') + "% if true %}"), Catch::Contains("line 1"));
+  // Numbers past int64 are errors, never an uncaught exception or an overflowing conversion (fuzz).
+  CHECK_THAT(error_of("{{ messages.99999999999999999999999 }}", kMsgs), Catch::Contains("out of range"));
+  CHECK_THAT(error_of("{{ 1e300 | int }}"), Catch::Contains("out of range"));
+  CHECK_THAT(error_of("{{ '1e300' | int }}"), Catch::Contains("out of range"));
   ChatTemplateOptions small;
   small.max_loop_iterations = 1000;
   CHECK_THROWS_WITH(
