@@ -95,7 +95,8 @@ for i in "${!targets[@]}"; do
     corpus="tests/fuzz/corpus/${name#fuzz_}" fresh="build-fuzz/merged/$name"
     before=$(find "$corpus" -type f | wc -l)
     rm -rf "$fresh"; mkdir -p "$fresh"
-    if build-fuzz/tests/fuzz/"$name" -merge=1 -use_counters=0 -max_len=131072 -detect_leaks=0 "$fresh" "$corpus" \
+    if build-fuzz/tests/fuzz/"$name" -merge=1 -use_counters=0 -max_len=131072 -detect_leaks=0 \
+         -artifact_prefix="build-fuzz/merge-$name-" "$fresh" "$corpus" \
          "build-fuzz/corpus/$name" >"build-fuzz/$name.merge.log" 2>&1; then
       find "$corpus" -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
       for f in "$fresh"/*; do [ -e "$corpus/$(basename "$f")" ] || [ ! -f "$f" ] || cp "$f" "$corpus/"; done

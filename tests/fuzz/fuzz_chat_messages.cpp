@@ -18,26 +18,12 @@
 #include "runtime/tokenizer/chat_template.h"
 #include "runtime/tokenizer/hf_tokenizer.h"
 #include "runtime/tokenizer/utf8.h"
+#include "tests/fuzz/fuzz_data.h"
+
+using sparq::fuzz::read_all;
+using sparq::fuzz::shared_dir;
 
 namespace {
-
-std::string shared_dir() {
-  if (const char* env = std::getenv("SPARQ_SHARED_DIR")) return env;
-  std::string f = __FILE__;  // .../tests/fuzz/fuzz_chat_messages.cpp
-  for (int k = 0; k < 3; ++k) f = f.substr(0, f.find_last_of('/'));
-  return f + "/../shared";
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    fprintf(stderr, "fuzz_chat_messages: cannot read %s\n", path.c_str());
-    std::abort();
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 struct Model {
   std::unique_ptr<sparq::Tokenizer> tokenizer;

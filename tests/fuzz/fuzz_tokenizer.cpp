@@ -23,31 +23,18 @@
 #include "runtime/tokenizer/sp_tokenizer.h"
 #include "runtime/tokenizer/stream_detokenizer.h"
 #include "runtime/tokenizer/utf8.h"
+#include "tests/fuzz/fuzz_data.h"
+
+using sparq::fuzz::read_all;
+using sparq::fuzz::repo_dir;
+using sparq::fuzz::shared_dir;
 
 namespace {
-
-std::string repo_dir() {
-  std::string f = __FILE__;  // .../tests/fuzz/fuzz_tokenizer.cpp
-  for (int k = 0; k < 3; ++k) f = f.substr(0, f.find_last_of('/'));
-  return f;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    fprintf(stderr, "fuzz_tokenizer: cannot read %s\n", path.c_str());
-    std::abort();
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 struct Tokenizers {
   std::unique_ptr<sparq::Tokenizer> llama, gemma, sp;
   Tokenizers() {
-    const char* env = std::getenv("SPARQ_SHARED_DIR");
-    const std::string shared = env ? env : repo_dir() + "/../shared";
+    const std::string shared = shared_dir();
     llama = sparq::load_hf_tokenizer(read_all(shared + "/data/tokenizers/llama3_1/tokenizer.json"));
     gemma = sparq::load_hf_tokenizer(read_all(shared + "/data/tokenizers/gemma2/tokenizer.json"));
     sp = sparq::load_sentencepiece_tokenizer(read_all(repo_dir() + "/tests/data/tokenizer/sp_bpe/tokenizer.model"));
