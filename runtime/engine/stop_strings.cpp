@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "runtime/core/error.h"
-#include "runtime/tokenizer/utf8.h"
+#include "runtime/core/utf8.h"
 
 namespace sparq {
 

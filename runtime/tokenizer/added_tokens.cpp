@@ -1,6 +1,6 @@
 #include "runtime/tokenizer/added_tokens.h"
 
-#include "runtime/tokenizer/utf8.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/unicode_props.h"
 
 namespace sparq {

@@ -5,8 +5,8 @@
 #include <functional>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/byte_level.h"
-#include "runtime/tokenizer/utf8.h"
 
 namespace sparq {
 

@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "runtime/tokenizer/utf8.h"
+#include "runtime/core/utf8.h"
 
 namespace sparq::byte_level {
 

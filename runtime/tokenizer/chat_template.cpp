@@ -1,8 +1,8 @@
 #include "runtime/tokenizer/chat_template.h"
 
 #include "runtime/core/error.h"
-#include "runtime/tokenizer/jinja_interpreter.h"
-#include "runtime/tokenizer/jinja_parser.h"
+#include "runtime/jinja/interpreter.h"
+#include "runtime/jinja/parser.h"
 
 #include <string_view>
 

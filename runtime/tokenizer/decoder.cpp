@@ -1,9 +1,9 @@
 #include "runtime/tokenizer/decoder.h"
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/byte_level.h"
 #include "runtime/tokenizer/regex.h"
-#include "runtime/tokenizer/utf8.h"
 
 namespace sparq {
 

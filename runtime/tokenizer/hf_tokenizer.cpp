@@ -3,13 +3,13 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/added_tokens.h"
 #include "runtime/tokenizer/bpe_model.h"
 #include "runtime/tokenizer/byte_level.h"
 #include "runtime/tokenizer/decoder.h"
 #include "runtime/tokenizer/normalizer.h"
 #include "runtime/tokenizer/pre_tokenizer.h"
-#include "runtime/tokenizer/utf8.h"
 
 namespace sparq {
 

@@ -3,9 +3,9 @@
 #include <vector>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/regex.h"
 #include "runtime/tokenizer/unicode_props.h"
-#include "runtime/tokenizer/utf8.h"
 
 #ifdef SPARQ_HAVE_ICU
 #include <unicode/normalizer2.h>

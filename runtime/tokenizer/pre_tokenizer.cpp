@@ -3,9 +3,9 @@
 #include <algorithm>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/regex.h"
 #include "runtime/tokenizer/unicode_props.h"
-#include "runtime/tokenizer/utf8.h"
 
 namespace sparq {
 

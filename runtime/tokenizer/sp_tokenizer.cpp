@@ -3,8 +3,8 @@
 #include <sentencepiece_processor.h>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/added_tokens.h"
-#include "runtime/tokenizer/utf8.h"
 
 namespace sparq {
 

@@ -15,9 +15,9 @@
 #include <string>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/chat_template.h"
 #include "runtime/tokenizer/hf_tokenizer.h"
-#include "runtime/tokenizer/utf8.h"
 #include "tests/fuzz/fuzz_data.h"
 
 using sparq::fuzz::read_all;

@@ -18,11 +18,11 @@
 #include <vector>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/chat_template.h"
 #include "runtime/tokenizer/hf_tokenizer.h"
 #include "runtime/tokenizer/sp_tokenizer.h"
 #include "runtime/tokenizer/stream_detokenizer.h"
-#include "runtime/tokenizer/utf8.h"
 #include "tests/fuzz/fuzz_data.h"
 
 using sparq::fuzz::read_all;

@@ -4,10 +4,10 @@
 #include <random>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/hf_tokenizer.h"
 #include "runtime/tokenizer/regex.h"
 #include "runtime/tokenizer/tokenizer_loader.h"
-#include "runtime/tokenizer/utf8.h"
 #include "tokenizer_test_util.h"
 
 using sparq::test::shared_tokenizer;

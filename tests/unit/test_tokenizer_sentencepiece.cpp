@@ -3,9 +3,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/sp_tokenizer.h"
 #include "runtime/tokenizer/stream_detokenizer.h"
-#include "runtime/tokenizer/utf8.h"
 #include "runtime/tokenizer/tokenizer_loader.h"
 #include "tokenizer_test_util.h"
 

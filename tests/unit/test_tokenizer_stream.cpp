@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "runtime/core/utf8.h"
 #include "runtime/tokenizer/stream_detokenizer.h"
-#include "runtime/tokenizer/utf8.h"
 #include "tokenizer_test_util.h"
 
 namespace {

@@ -3,7 +3,7 @@
 #pragma once
 #include <string>
 
-#include "runtime/tokenizer/jinja_ast.h"
+#include "runtime/jinja/ast.h"
 
 namespace sparq::jinja {
 

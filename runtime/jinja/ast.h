@@ -1,11 +1,11 @@
 // The syntax tree of a parsed template: expressions and statements. Plain structs; the
-// interpreter (jinja_interpreter.cpp) walks them.
+// interpreter (interpreter.cpp) walks them.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "runtime/tokenizer/jinja_value.h"
+#include "runtime/jinja/value.h"
 
 namespace sparq::jinja {
 

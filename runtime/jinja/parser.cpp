@@ -1,9 +1,9 @@
-#include "runtime/tokenizer/jinja_parser.h"
+#include "runtime/jinja/parser.h"
 
 #include <set>
 
 #include "runtime/core/error.h"
-#include "runtime/tokenizer/jinja_lexer.h"
+#include "runtime/jinja/lexer.h"
 
 namespace sparq::jinja {
 

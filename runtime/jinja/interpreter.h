@@ -5,8 +5,8 @@
 #include <ctime>
 #include <string>
 
-#include "runtime/tokenizer/jinja_ast.h"
-#include "runtime/tokenizer/jinja_value.h"
+#include "runtime/jinja/ast.h"
+#include "runtime/jinja/value.h"
 
 namespace sparq::jinja {
 

@@ -1,9 +1,9 @@
-#include "runtime/tokenizer/jinja_lexer.h"
+#include "runtime/jinja/lexer.h"
 
 #include <cstring>
 
 #include "runtime/core/error.h"
-#include "runtime/tokenizer/utf8.h"
+#include "runtime/core/utf8.h"
 
 namespace sparq::jinja {
 

@@ -1,4 +1,4 @@
-#include "runtime/tokenizer/jinja_value.h"
+#include "runtime/jinja/value.h"
 
 #include <algorithm>
 #include <charconv>
@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "runtime/core/error.h"
-#include "runtime/tokenizer/utf8.h"
+#include "runtime/core/utf8.h"
 
 namespace sparq::jinja {
 

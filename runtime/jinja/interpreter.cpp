@@ -1,12 +1,12 @@
-#include "runtime/tokenizer/jinja_interpreter.h"
+#include "runtime/jinja/interpreter.h"
 
 #include <chrono>
 #include <cmath>
 #include <map>
 
 #include "runtime/core/error.h"
-#include "runtime/tokenizer/jinja_builtins.h"
-#include "runtime/tokenizer/utf8.h"
+#include "runtime/core/utf8.h"
+#include "runtime/jinja/builtins.h"
 
 namespace sparq::jinja {
 

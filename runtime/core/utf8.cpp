@@ -1,4 +1,4 @@
-#include "runtime/tokenizer/utf8.h"
+#include "runtime/core/utf8.h"
 
 namespace sparq::utf8 {
 

@@ -2,7 +2,7 @@
 #pragma once
 #include <string>
 
-#include "runtime/tokenizer/jinja_value.h"
+#include "runtime/jinja/value.h"
 
 namespace sparq::jinja {
 

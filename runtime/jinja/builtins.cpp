@@ -1,4 +1,4 @@
-#include "runtime/tokenizer/jinja_builtins.h"
+#include "runtime/jinja/builtins.h"
 
 #include <algorithm>
 #include <charconv>
@@ -7,7 +7,7 @@
 #include <set>
 
 #include "runtime/core/error.h"
-#include "runtime/tokenizer/utf8.h"
+#include "runtime/core/utf8.h"
 
 namespace sparq::jinja {
 
