@@ -10,6 +10,7 @@
 #include "apps/cmd_generate.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/step_builder.h"
 
 namespace sparq {
 
@@ -25,8 +26,9 @@ uint64_t peak_rss_bytes() {
 }
 
 struct BenchArgs {
-  std::string model, backend = "cpu";
-  int prompt_tokens = 512, gen_tokens = 128, threads = 0, chunk = 512;
+  std::string model;
+  LoadOptions load;
+  int prompt_tokens = 512, gen_tokens = 128, chunk = 512;
   std::vector<int> concurrency;
   bool json = false;
 };
@@ -50,14 +52,15 @@ struct ConcurrentDecode {
 
 // `sequences` requests of prompt_tokens + gen_tokens through the engine: the prompts are prefilled
 // (timed apart), then every step decodes one token of each sequence; all finish on the same step.
-ConcurrentDecode bench_concurrent_decode(RunnableModel& m, const BenchArgs& a, int sequences) {
-  const int64_t vocab = m.graph.widths[static_cast<size_t>(m.graph.logits)];
-  PagedKvCache cache = make_kv_cache(m.graph, static_cast<int64_t>(sequences) * (a.prompt_tokens + a.gen_tokens + 16));
+ConcurrentDecode bench_concurrent_decode(LoadedModel& m, const BenchArgs& a, int sequences) {
+  const int64_t vocab = m.graph->widths[static_cast<size_t>(m.graph->logits)];
+  const std::unique_ptr<KvStorage> kv =
+      m.kv_storage_for_positions(static_cast<int64_t>(sequences) * (a.prompt_tokens + a.gen_tokens + kKvBlockTokens));
   EngineOptions opt;
   opt.prefill_chunk = a.chunk;
   opt.max_step_tokens = std::max<int64_t>(a.chunk, sequences);
   opt.max_sequences = sequences;
-  Engine engine(m.graph, *m.backend, cache, nullptr, opt);
+  Engine engine(*m.prepared, *kv, nullptr, opt);
   int64_t decoded = 0;
   int started = 0;
   for (int i = 0; i < sequences; ++i) {
@@ -87,25 +90,30 @@ ConcurrentDecode bench_concurrent_decode(RunnableModel& m, const BenchArgs& a, i
 }
 
 void run_bench(const BenchArgs& a) {
-  RunnableModel m = load_runnable_model(a.model, a.backend, a.threads);
-  const int64_t vocab = m.graph.widths[static_cast<size_t>(m.graph.logits)];
+  LoadedModel m = load_model(a.model, a.load);
+  const int64_t vocab = m.graph->widths[static_cast<size_t>(m.graph->logits)];
   // A fixed, deterministic prompt of ordinary tokens (ids from the middle of the vocabulary).
   const std::vector<int32_t> prompt = synthetic_prompt(a.prompt_tokens, vocab, 0);
-  PagedKvCache cache = make_kv_cache(m.graph, a.prompt_tokens + a.gen_tokens);
-  const SeqId seq = cache.add_sequence();
-  BatchLogits out;
+  const std::unique_ptr<KvStorage> kv = m.kv_storage_for_positions(a.prompt_tokens + a.gen_tokens);
+  BlockAllocator blocks(kv->blocks(), kv->geometry().block_tokens);
+  const SeqId seq = blocks.add_sequence();
+  StepLogits out;
+  auto run = [&](std::span<const int32_t> tokens, LogitRows rows) {
+    const SequenceChunk chunk{seq, tokens, rows};
+    run_step(*m.prepared, *kv, blocks, {&chunk, 1}, out);
+  };
 
   const auto t0 = Clock::now();
   for (size_t start = 0; start < prompt.size(); start += static_cast<size_t>(a.chunk)) {
     const size_t n = std::min(static_cast<size_t>(a.chunk), prompt.size() - start);
     const LogitRows rows = start + n == prompt.size() ? LogitRows::Last : LogitRows::None;  // as the engine does
-    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt).subspan(start, n), rows}}}, cache, out);
+    run(std::span<const int32_t>(prompt).subspan(start, n), rows);
   }
   int32_t next = static_cast<int32_t>(std::max_element(out.row(0), out.row(0) + vocab) - out.row(0));
   const double prefill_s = seconds_since(t0);
   const auto t1 = Clock::now();
   for (int i = 0; i < a.gen_tokens; ++i) {
-    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&next, 1), LogitRows::Last}}}, cache, out);
+    run(std::span<const int32_t>(&next, 1), LogitRows::Last);
     next = static_cast<int32_t>(std::max_element(out.row(0), out.row(0) + vocab) - out.row(0));
   }
   const double decode_s = seconds_since(t1);
@@ -115,7 +123,8 @@ void run_bench(const BenchArgs& a) {
   if (a.json) {
     nlohmann::json j{{"model", a.model},
                      {"backend", m.backend->name()},
-                     {"threads", a.threads},
+                     {"backend_choice", m.backend_choice},
+                     {"threads", a.load.backend_options.threads},
                      {"prompt_tokens", a.prompt_tokens},
                      {"gen_tokens", a.gen_tokens},
                      {"load_s", m.load_seconds},
@@ -124,7 +133,7 @@ void run_bench(const BenchArgs& a) {
                      {"time_to_first_token_s", prefill_s},
                      {"decode_s", decode_s},
                      {"decode_tokens_per_s", decode_tps},
-                     {"repacked_weight_bytes", m.backend->repacked_weight_bytes()},
+                     {"repacked_weight_bytes", m.prepared->repacked_weight_bytes()},
                      {"peak_rss_bytes", peak_rss_bytes()}};
     for (const auto& c : concurrent)
       j["concurrent_decode"].push_back({{"sequences", c.sequences},
@@ -134,9 +143,10 @@ void run_bench(const BenchArgs& a) {
                                         {"prefill_s", c.prefill_seconds}});
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("model        %s (%s backend, %d threads)\n", a.model.c_str(), m.backend->name().c_str(), a.threads);
+    std::printf("model        %s (%s backend, %d threads)\n", a.model.c_str(), m.backend->name().c_str(),
+                a.load.backend_options.threads);
     std::printf("load         %.2f s (%.0f MiB of weights repacked)\n", m.load_seconds,
-                static_cast<double>(m.backend->repacked_weight_bytes()) / (1 << 20));
+                static_cast<double>(m.prepared->repacked_weight_bytes()) / (1 << 20));
     std::printf("prefill      %d tokens in %.2f s: %.1f tok/s (time to first token %.2f s)\n", a.prompt_tokens, prefill_s,
                 prefill_tps, prefill_s);
     std::printf("decode       %d tokens in %.2f s: %.2f tok/s\n", a.gen_tokens, decode_s, decode_tps);
@@ -156,8 +166,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("model", args->model, "Model file (.sparq)")->required()->check(CLI::ExistingFile);
   cmd->add_option("-p,--prompt-tokens", args->prompt_tokens, "Prompt length")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("-n,--gen-tokens", args->gen_tokens, "Tokens to decode")->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--backend", args->backend, "cpu|auto");
-  cmd->add_option("--threads", args->threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
+  add_backend_flags(*cmd, args->load);
   cmd->add_option("--prefill-chunk", args->chunk, "Prompt tokens per prefill step")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--concurrency", args->concurrency,
                   "Also decode with this many sequences batched per step through the engine (e.g. 1,4,16)")

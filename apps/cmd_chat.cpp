@@ -25,11 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "apps/chat_conversation.h"
 #include "apps/cmd_generate.h"
 #include "apps/commands.h"
 #include "apps/interrupt_signal.h"
 #include "apps/line_editor.h"
+#include "runtime/chat/chat_conversation.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generation_defaults.h"
@@ -53,8 +53,8 @@ SamplingParams chat_sampling_defaults() {
 }
 
 struct ChatArgs {
-  std::string model, backend = "cpu", system, log_prompt;
-  int threads = 0;
+  std::string model, system, log_prompt;
+  LoadOptions load;
   int64_t max_tokens = 0;  // 0: the default (see answer_budget)
   int64_t context = 0;     // 0: the model's context, at most kDefaultContext
   bool ignore_eos = false;
@@ -90,10 +90,10 @@ class ChatLoop {
   const ChatArgs& args_;
   bool interactive_;
   bool colour_;
-  RunnableModel model_;
+  LoadedModel model_;
   LoadedTokenizer tokenizer_;
   ChatConversation conversation_;
-  std::optional<PagedKvCache> cache_;
+  std::unique_ptr<KvStorage> kv_;
   std::unique_ptr<Engine> engine_;
   SessionId session_ = 0;
   int64_t context_ = 0;
@@ -109,7 +109,7 @@ ChatLoop::ChatLoop(const ChatArgs& a)
     : args_(a),
       interactive_(isatty(STDIN_FILENO) == 1),
       colour_(isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1),
-      model_(load_runnable_model(a.model, a.backend, a.threads)),
+      model_(load_model(a.model, a.load)),
       tokenizer_(load_tokenizer(model_.file)),
       conversation_(model_.file, tokenizer_) {
   if (!a.system.empty()) conversation_.set_system(a.system);
@@ -128,8 +128,8 @@ ChatLoop::ChatLoop(const ChatArgs& a)
     fail("-n ", answer_tokens_, " leaves no room for the conversation in a context of ", context_,
          " tokens (lower -n or raise --ctx)");
   options.context_length = context_;
-  cache_.emplace(make_kv_cache(model_.graph, context_));
-  engine_ = std::make_unique<Engine>(model_.graph, *model_.backend, *cache_, tokenizer_.tokenizer.get(), options);
+  kv_ = model_.kv_storage_for_positions(context_);
+  engine_ = std::make_unique<Engine>(*model_.prepared, *kv_, tokenizer_.tokenizer.get(), options);
   session_ = engine_->open_session();
 
   a.sampling.validate(engine_->vocab());
@@ -350,8 +350,7 @@ void add_chat_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--system", a->system, "System message");
   add_sampling_flags(*cmd, a->sampling);  // the same flags and checks as generate
-  cmd->add_option("--backend", a->backend, "cpu|auto");
-  cmd->add_option("--threads", a->threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
+  add_backend_flags(*cmd, a->load);
   // For tests and debugging.
   cmd->add_option("--log-prompt", a->log_prompt, "Append each turn's messages and rendered prompt (JSON lines) to FILE")
       ->group("");

@@ -6,8 +6,6 @@
 #include <cstdio>
 
 #include "apps/cmd_generate.h"
-#include "backends/cpu/cpu_backend.h"
-#include "models/model_builder.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generation_defaults.h"
@@ -21,9 +19,9 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct GenerateArgs {
-  std::string model, prompt, backend = "cpu";
+  std::string model, prompt;
+  LoadOptions load;
   int64_t max_tokens = 64, chunk = 256, kv_budget_mib = 0;
-  int threads = 0;
   SamplingParams sampling;
   std::vector<std::string> stops;
   bool json = false, ignore_eos = false;
@@ -52,7 +50,8 @@ CLI::Validator in_range(const std::string& what, double lo, double hi, bool lo_o
 void run_generate(const GenerateArgs& a) {
   for (const auto& s : a.stops)
     if (s.empty()) fail("--stop needs a non-empty text");
-  RunnableModel m = load_runnable_model(a.model, a.backend, a.threads);
+  LoadedModel m = load_model(a.model, a.load);
+  if (!a.json) std::fprintf(stderr, "[backend %s: %s]\n", m.backend->name().c_str(), m.backend_choice.c_str());
   const LoadedTokenizer tok = load_tokenizer(m.file);
   const std::vector<int32_t> prompt = tok.tokenizer->encode(a.prompt, /*add_special=*/true);
   if (prompt.empty()) fail("the prompt encodes to no tokens");
@@ -62,9 +61,10 @@ void run_generate(const GenerateArgs& a) {
   opt.max_step_tokens = std::max<int64_t>(opt.max_step_tokens, a.chunk);
   const int64_t positions = a.max_tokens > 0 ? static_cast<int64_t>(prompt.size()) + a.max_tokens
                                              : std::max<int64_t>(opt.context_length, static_cast<int64_t>(prompt.size()) + 1);
-  PagedKvCache cache = a.kv_budget_mib > 0 ? make_kv_cache_bytes(m.graph, static_cast<uint64_t>(a.kv_budget_mib) << 20)
-                                           : make_kv_cache(m.graph, positions);
-  Engine engine(m.graph, *m.backend, cache, tok.tokenizer.get(), opt);
+  const std::unique_ptr<KvStorage> kv = a.kv_budget_mib > 0
+                                            ? m.kv_storage_for_bytes(static_cast<uint64_t>(a.kv_budget_mib) << 20)
+                                            : m.kv_storage_for_positions(positions);
+  Engine engine(*m.prepared, *kv, tok.tokenizer.get(), opt);
 
   GenerationRequest r;
   r.prompt = prompt;
@@ -101,6 +101,7 @@ void run_generate(const GenerateArgs& a) {
     j["ids"] = ids;
     j["finish_reason"] = finish_reason_name(finished.reason);
     j["backend"] = m.backend->name();
+    j["backend_choice"] = m.backend_choice;
     j["timings"] = {{"load_s", m.load_seconds},
                     {"prefill_s", ttft},
                     {"time_to_first_token_s", ttft},
@@ -119,32 +120,17 @@ void run_generate(const GenerateArgs& a) {
 
 }  // namespace
 
-RunnableModel load_runnable_model(const std::string& path, const std::string& backend, int threads) {
-  if (backend != "cpu" && backend != "auto")
-    fail("backend \"", backend, "\" cannot run models in this build (available: cpu)");
-  const auto t0 = Clock::now();
-  RunnableModel m{ModelFile::open(path), {}, nullptr, 0};
-  m.graph = build_model_graph(m.file);
-  m.backend = make_cpu_backend({threads, true});
-  const auto missing = m.backend->unsupported(m.graph, m.file);
-  if (!missing.empty()) {
-    std::string msg;
-    for (const auto& s : missing) msg += "\n  " + s;
-    fail("the ", m.backend->name(), " backend cannot run ", path, ":", msg);
-  }
-  m.backend->prepare(m.graph, m.file);
-  m.load_seconds = seconds_since(t0);
-  return m;
-}
-
-PagedKvCache make_kv_cache(const Graph& graph, int64_t tokens) {
-  KvCacheGeometry geo{graph.kv.layers, graph.kv.kv_heads, graph.kv.head_dim, 16};
-  const uint64_t blocks = static_cast<uint64_t>((tokens + geo.block_tokens - 1) / geo.block_tokens);
-  return PagedKvCache(geo, std::max<uint64_t>(1, blocks) * geo.block_bytes());
-}
-
-PagedKvCache make_kv_cache_bytes(const Graph& graph, uint64_t budget_bytes) {
-  return PagedKvCache(KvCacheGeometry{graph.kv.layers, graph.kv.kv_heads, graph.kv.head_dim, 16}, budget_bytes);
+void add_backend_flags(CLI::App& cmd, LoadOptions& o) {
+  cmd.add_option("--backend", o.backend, "Where the model runs: " + backend_choices() + " (auto picks and says why)")
+      ->check([](const std::string& name) -> std::string {
+        if (name == "auto") return {};
+        for (const BackendEntry& e : backend_registry())
+          if (e.name == name) return {};
+        return "unknown backend \"" + name + "\" (choose " + backend_choices() + ")";
+      });
+  cmd.add_option("--device", o.backend_options.device, "Device index of the backend (see `sparq devices`)")
+      ->check(CLI::Range(0, 1024));
+  cmd.add_option("--threads", o.backend_options.threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
 }
 
 void add_sampling_flags(CLI::App& cmd, SamplingParams& s) {
@@ -174,8 +160,7 @@ void add_generate_command(CLI::App& app) {
       ->check(CLI::Range(0, 1 << 24));
   add_sampling_flags(*cmd, args->sampling);
   cmd->add_option("--stop", args->stops, "Stop when the text contains TEXT (not printed); repeatable")->take_all();
-  cmd->add_option("--backend", args->backend, "cpu|auto");
-  cmd->add_option("--threads", args->threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
+  add_backend_flags(*cmd, args->load);
   cmd->add_option("--prefill-chunk", args->chunk, "Prompt tokens per prefill step")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--kv-budget", args->kv_budget_mib, "KV cache size in MiB (0 = just enough for the prompt and -n)")
       ->check(CLI::Range(0, 1 << 24));

@@ -29,6 +29,8 @@
 #include "apps/cmd_generate.h"
 #include "apps/commands.h"
 #include "runtime/core/error.h"
+#include "runtime/engine/step_builder.h"
+#include "runtime/model_file/architecture.h"
 #include "runtime/tokenizer/tokenizer_loader.h"
 
 namespace sparq {
@@ -36,9 +38,9 @@ namespace sparq {
 namespace {
 
 struct PerplexityArgs {
-  std::string model, text_file, backend = "cpu";
+  std::string model, text_file;
+  LoadOptions load;
   int64_t ctx = 512, stride = 0, batch = 512;
-  int threads = 0;
   bool json = false;
 };
 
@@ -71,17 +73,11 @@ double token_nll(const float* logits, int64_t vocab, int32_t target) {
   return static_cast<double>(mx) + std::log(sum) - static_cast<double>(logits[target]);
 }
 
-int64_t config_int(const ModelFile& file, const char* key) {
-  const auto& m = file.metadata();
-  if (!m.contains("config") || !m["config"].contains(key) || !m["config"][key].is_number_integer()) return 0;
-  return m["config"][key].get<int64_t>();
-}
-
 void run_perplexity(const PerplexityArgs& a) {
   const std::string text = read_file(a.text_file);
   if (text.empty()) fail(a.text_file, " is empty: there is no text to score");
   const auto t0 = std::chrono::steady_clock::now();
-  RunnableModel m = load_runnable_model(a.model, a.backend, a.threads);
+  LoadedModel m = load_model(a.model, a.load);
   const LoadedTokenizer tok = load_tokenizer(m.file);
   const EncodedText enc = encode_text(*tok.tokenizer, text);
   const auto& T = enc.tokens;
@@ -91,7 +87,7 @@ void run_perplexity(const PerplexityArgs& a) {
   const int64_t L = a.ctx - static_cast<int64_t>(P.size());
   if (L < 1 + skip)
     fail("--ctx ", a.ctx, " leaves no room for text after the tokenizer's ", P.size(), " prefix token(s)");
-  const int64_t max_pos = config_int(m.file, "max_position_embeddings");
+  const int64_t max_pos = model_context_length(m.file);
   if (max_pos > 0 && a.ctx > max_pos) fail("--ctx ", a.ctx, " exceeds the model's max_position_embeddings (", max_pos, ")");
   const int64_t stride = a.stride > 0 ? a.stride : L - skip;
   if (stride > L - skip)
@@ -99,9 +95,10 @@ void run_perplexity(const PerplexityArgs& a) {
          P.empty() ? " (this tokenizer adds no BOS, so windows overlap by one token)" : "");
   if (n <= skip) fail(a.text_file, " encodes to ", n, " token(s): too few to score");
 
-  PagedKvCache cache = make_kv_cache(m.graph, a.ctx);
+  const std::unique_ptr<KvStorage> kv = m.kv_storage_for_positions(a.ctx);
+  BlockAllocator blocks(kv->blocks(), kv->geometry().block_tokens);
   std::vector<int32_t> input;
-  BatchLogits out;
+  StepLogits out;
   double nll_sum = 0;
   int64_t scored = 0, windows = 0, evaluated = 0;
   for (int64_t b = 0, done = 0; done < n; b += stride) {
@@ -112,20 +109,22 @@ void run_perplexity(const PerplexityArgs& a) {
     // window position j predicts input[j + 1]; the targets T[first, e) sit at |P| + (t - b)
     const int64_t lo = static_cast<int64_t>(P.size()) + (first - b) - 1;
     const int64_t hi = static_cast<int64_t>(P.size()) + (e - b) - 1;
-    const SeqId seq = cache.add_sequence();
+    const SeqId seq = blocks.add_sequence();
     const int64_t len = static_cast<int64_t>(input.size());
     for (int64_t c = 0; c < len; c += a.batch) {
       const int64_t cn = std::min(a.batch, len - c);
       const bool wanted = c < hi && c + cn > lo;  // chunks with no scored position need no logits
       const LogitRows rows = wanted ? LogitRows::All : LogitRows::None;
-      m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(input).subspan(c, cn), rows}}}, cache, out);
+      const SequenceChunk chunk{seq, std::span<const int32_t>(input).subspan(static_cast<size_t>(c), static_cast<size_t>(cn)),
+                                rows};
+      run_step(*m.prepared, *kv, blocks, {&chunk, 1}, out);
       if (!wanted) continue;
       for (int64_t j = std::max(c, lo); j < std::min(c + cn, hi); ++j) {
-        nll_sum += token_nll(out.row(0, j - c), out.vocab, input[static_cast<size_t>(j + 1)]);
+        nll_sum += token_nll(out.row(j - c), out.vocab, input[static_cast<size_t>(j + 1)]);
         ++scored;
       }
     }
-    cache.remove_sequence(seq);
+    blocks.remove_sequence(seq);
     evaluated += len;
     ++windows;
     done = e;
@@ -167,8 +166,7 @@ void add_perplexity_command(CLI::App& app) {
   cmd->add_option("--stride", args->stride, "Text tokens between window starts; default: ctx minus the prefix (no overlap)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--batch", args->batch, "Tokens per forward step within a window")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
-  cmd->add_option("--backend", args->backend, "cpu|auto");
-  cmd->add_option("--threads", args->threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
+  add_backend_flags(*cmd, args->load);
   cmd->add_flag("--json", args->json, "Print one JSON object: perplexity, mean_nll, token and window counts, timing");
   cmd->callback([args] { run_perplexity(*args); });
 }

@@ -10,11 +10,11 @@
 
 #include <cstdio>
 #include <functional>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -26,8 +26,6 @@
 namespace sparq {
 
 namespace {
-
-namespace fs = std::filesystem;
 
 struct Source {
   std::string model;      // -m
@@ -126,56 +124,16 @@ void run_detokenize(const Source& s, bool skip_special) {
 
 // ---- template ----------------------------------------------------------------------------
 
-struct TemplateSource {
-  std::string chat_template;
-  nlohmann::json config;       // tokenizer_config.json or null
-  nlohmann::json special_map;  // special_tokens_map.json or null
-};
-
-std::optional<std::string> read_optional(const fs::path& p) {
-  std::error_code ec;
-  if (!fs::is_regular_file(p, ec)) return std::nullopt;
-  return read_text_file(p.string(), "file");
-}
-
 // Only the configuration and the template: `template` does not need the tokenizer itself.
-TemplateSource load_template_source(const Source& s) {
+ChatTemplateSource load_template_source(const Source& s) {
   require_source(s);
-  TemplateSource t;
-  if (!s.model.empty()) {
-    ModelFile f = ModelFile::open(s.model);
-    auto as_json = [&](const char* name) -> nlohmann::json {
-      auto b = f.blob(name);
-      if (!b) return nullptr;
-      return parse_json_text(std::string_view(reinterpret_cast<const char*>(b->data()), b->size()), name);
-    };
-    t.config = as_json("tokenizer_config.json");
-    t.special_map = as_json("special_tokens_map.json");
-    const auto& meta = f.metadata();
-    if (meta.is_object() && meta.contains("chat_template") && meta["chat_template"].is_string())
-      t.chat_template = meta["chat_template"].get<std::string>();
-    else
-      t.chat_template = chat_template_from_config(t.config);
-    return t;
-  }
-  std::error_code ec;
-  fs::path p(s.tokenizer);
-  if (!fs::exists(p, ec)) fail("tokenizer: ", s.tokenizer, " does not exist");
-  fs::path dir = fs::is_directory(p, ec) ? p : p.parent_path();
-  if (!fs::is_directory(p, ec) && p.filename() == "tokenizer_config.json") dir = p.parent_path();
-  if (auto c = read_optional(dir / "tokenizer_config.json")) t.config = parse_json_text(*c, (dir / "tokenizer_config.json").string());
-  if (auto c = read_optional(dir / "special_tokens_map.json"))
-    t.special_map = parse_json_text(*c, (dir / "special_tokens_map.json").string());
-  if (auto c = read_optional(dir / "chat_template.jinja"))
-    t.chat_template = *c;
-  else
-    t.chat_template = chat_template_from_config(t.config);
-  return t;
+  if (!s.model.empty()) return load_chat_template_source(ModelFile::open(s.model));
+  return load_chat_template_source(s.tokenizer);
 }
 
 void run_template(const Source& s, const std::string& messages_path, bool no_gen_prompt, const std::string& template_path,
                   const std::optional<int64_t>& now) {
-  TemplateSource src = load_template_source(s);
+  ChatTemplateSource src = load_template_source(s);
   if (!template_path.empty()) src.chat_template = read_text_file(template_path, "chat template");
   if (src.chat_template.empty())
     fail("the model ships no chat template (no chat_template in tokenizer_config.json, chat_template.jinja or the model "
@@ -200,16 +158,7 @@ void run_template(const Source& s, const std::string& messages_path, bool no_gen
     fail(messages_path, ": expected a JSON list of messages or an object {\"messages\": [...], ...}");
   }
 
-  ChatTemplateOptions opt;
-  opt.add_generation_prompt = !no_gen_prompt;
-  add_special_token_variables(src.config, src.special_map, opt);
-  for (auto it = vars.begin(); it != vars.end(); ++it) {
-    if (it.key() == "bos_token" && it.value().is_string()) opt.bos_token = it.value().get<std::string>();
-    else if (it.key() == "eos_token" && it.value().is_string()) opt.eos_token = it.value().get<std::string>();
-    else if (it.key() == "add_generation_prompt" && it.value().is_boolean() && !no_gen_prompt)
-      opt.add_generation_prompt = it.value().get<bool>();
-    else opt.variables[it.key()] = it.value();
-  }
+  ChatTemplateOptions opt = chat_template_options(src.config, src.special_tokens_map, !no_gen_prompt, vars);
   if (now) opt.now = static_cast<std::time_t>(*now);
 
   ChatTemplate tmpl(src.chat_template);

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "runtime/model_file/sparse24.h"
+
 namespace sparq {
 
 bool is_zero_value(uint8_t b, bool fp8) { return fp8 ? (b & 0x7f) == 0 : b == 0; }
@@ -33,8 +35,7 @@ bool sparse24_encode_row(const uint8_t* dense, int64_t cols, bool fp8, uint8_t* 
     if (picked[0] > picked[1]) std::swap(picked[0], picked[1]);
     values[g * 2] = q[picked[0]];
     values[g * 2 + 1] = q[picked[1]];
-    const uint8_t nib = static_cast<uint8_t>(picked[0] | picked[1] << 2);
-    positions[g / 2] |= static_cast<uint8_t>(g % 2 ? nib << 4 : nib);
+    sparse24::put_group_nibble(positions, g, sparse24::make_nibble(picked[0], picked[1]));
   }
   return true;
 }
@@ -53,7 +54,7 @@ bool sparse24_from_bitmask_row(const uint8_t* compressed, const uint8_t* bitmask
     const int second = __builtin_ctz(static_cast<unsigned>(bits & (bits - 1)));
     values[g * 2] = compressed[g * 2];
     values[g * 2 + 1] = compressed[g * 2 + 1];
-    positions[g / 2] |= static_cast<uint8_t>((first | second << 2) << (g % 2 * 4));
+    sparse24::put_group_nibble(positions, g, sparse24::make_nibble(first, second));
   }
   return true;
 }
@@ -61,9 +62,9 @@ bool sparse24_from_bitmask_row(const uint8_t* compressed, const uint8_t* bitmask
 void sparse24_decode_row(const uint8_t* values, const uint8_t* positions, int64_t cols, uint8_t* dense) {
   std::memset(dense, 0, static_cast<size_t>(cols));
   for (int64_t g = 0; g < cols / 4; ++g) {
-    const int nib = (positions[g / 2] >> (g % 2 * 4)) & 0xf;
-    dense[g * 4 + (nib & 3)] = values[g * 2];
-    dense[g * 4 + (nib >> 2)] = values[g * 2 + 1];
+    const int nib = sparse24::group_nibble(positions, g);
+    dense[g * 4 + sparse24::first_column(nib)] = values[g * 2];
+    dense[g * 4 + sparse24::second_column(nib)] = values[g * 2 + 1];
   }
 }
 

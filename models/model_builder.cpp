@@ -1,31 +1,8 @@
 #include "models/model_builder.h"
 
-#include "runtime/core/error.h"
 #include "runtime/model_file/sparq_reader.h"
 
 namespace sparq {
-
-ModelConfig model_config(const ModelFile& file) {
-  const nlohmann::json& c = file.metadata().at("config");
-  ModelConfig cfg = parse_model_config(c);
-  // transformers >= 5 may write {"rope_parameters": {"rope_theta": ..., "rope_type": ...}} instead
-  // of rope_theta / rope_scaling.
-  if (c.contains("rope_parameters") && c["rope_parameters"].is_object() && !c.contains("rope_theta")) {
-    const nlohmann::json& rp = c["rope_parameters"];
-    if (rp.contains("rope_theta") && rp["rope_theta"].is_number()) cfg.rope_theta = rp["rope_theta"].get<double>();
-    const std::string type = rp.value("rope_type", std::string("default"));
-    if (type == "llama3" && !c.contains("rope_scaling")) {
-      cfg.rope_scaling.type = type;
-      cfg.rope_scaling.factor = rp.at("factor").get<double>();
-      cfg.rope_scaling.low_freq_factor = rp.at("low_freq_factor").get<double>();
-      cfg.rope_scaling.high_freq_factor = rp.at("high_freq_factor").get<double>();
-      cfg.rope_scaling.original_max_position = rp.at("original_max_position_embeddings").get<int64_t>();
-    } else if (type != "default" && type != "llama3") {
-      fail("config.json: rope_parameters type \"", type, "\" is not supported (supported: default, llama3)");
-    }
-  }
-  return cfg;
-}
 
 LinearSpec linear_spec(const ModelFile& file, const std::string& module, int64_t in, int64_t out) {
   LinearSpec s;

@@ -10,10 +10,6 @@ namespace sparq {
 
 class ModelFile;
 
-// The architecture's hyper-parameters as the builders read them: config.json from the file's
-// metadata, plus the fields newer transformers write under "rope_parameters".
-ModelConfig model_config(const ModelFile& file);
-
 // Dispatches on the file's architecture; throws sparq::Error for an unsupported one.
 Graph build_model_graph(const ModelFile& file);
 

@@ -46,9 +46,10 @@ void quantize_row_int8(const float* x, int64_t n, float inv, int8_t* q) {
 
 }  // namespace
 
-void quantize_int8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_tensor, int8_t* q, float* scales) {
+void quantize_int8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_tensor, int8_t* q, float* scales,
+                           int threads) {
   const float tensor_max = per_tensor ? abs_max(x, rows * cols) : 0.0f;
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
     int8_t* qr = q + r * cols;
@@ -62,10 +63,11 @@ void quantize_int8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_
   }
 }
 
-void quantize_fp8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_tensor, uint8_t* q, float* scales) {
+void quantize_fp8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_tensor, uint8_t* q, float* scales,
+                          int threads) {
   const float tensor_max = per_tensor ? abs_max(x, rows * cols) : 0.0f;
   constexpr float kMinScale = 1.0f / (448.0f * 512.0f);
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
     uint8_t* qr = q + r * cols;

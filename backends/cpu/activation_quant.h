@@ -10,8 +10,10 @@ namespace sparq::cpu {
 
 // x [rows, cols] -> q [rows, cols], scales [rows] (per_tensor: one scale shared by all rows, still
 // written to every entry).
-void quantize_int8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_tensor, int8_t* q, float* scales);
-void quantize_fp8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_tensor, uint8_t* q, float* scales);
+void quantize_int8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_tensor, int8_t* q, float* scales,
+                           int threads);
+void quantize_fp8_dynamic(const float* x, int64_t rows, int64_t cols, bool per_tensor, uint8_t* q, float* scales,
+                          int threads);
 
 // Static: q = sat(round_half_even(x / s) + zp).
 void quantize_int8_static(const float* x, int64_t n, float scale, int zero_point, int8_t* q);

@@ -28,21 +28,6 @@ constexpr int64_t kBlockedRows = 16;
 // Largest score matrix (rows x keys) a blocked task may allocate; longer chunks go row by row.
 constexpr int64_t kMaxBlockedScores = int64_t{16} << 20;
 
-// Consecutive batch rows of one sequence at consecutive positions (one chunk of the batch).
-struct RowRun {
-  int64_t first = 0, count = 0;
-};
-
-std::vector<RowRun> row_runs(std::span<const SeqId> seqs, std::span<const int64_t> positions, int64_t rows) {
-  std::vector<RowRun> runs;
-  for (int64_t r = 0; r < rows; ++r) {
-    const size_t i = static_cast<size_t>(r);
-    if (!runs.empty() && seqs[i] == seqs[i - 1] && positions[i] == positions[i - 1] + 1) ++runs.back().count;
-    else runs.push_back({r, 1});
-  }
-  return runs;
-}
-
 // First key position query position `pos` sees.
 int64_t first_key(const AttentionOp& op, int64_t pos) {
   return op.sliding_window > 0 ? std::max<int64_t>(0, pos - op.sliding_window + 1) : 0;
@@ -64,11 +49,10 @@ void softmax_scores(const AttentionOp& op, float* sc, int64_t n) {
 }
 
 // One query row and head against its keys, straight from the cache blocks (decode).
-void attend_row(const AttentionOp& op, const float* qh, SeqId s, int64_t pos, int64_t kvh, const PagedKvCache& cache,
-                std::vector<float>& scores, float* oh) {
+void attend_row(const AttentionOp& op, const float* qh, const int32_t* blocks, int64_t pos, int64_t kvh,
+                const HostKvStorage& cache, std::vector<float>& scores, float* oh) {
   const int64_t D = op.head_dim, bt = cache.geometry().block_tokens;
   const int64_t lo = first_key(op, pos);
-  const std::vector<int32_t>& blocks = cache.block_table(s);
   scores.resize(static_cast<size_t>(pos - lo + 1));
   for (int64_t j = lo; j <= pos; ++j) {
     const float* kj = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, 0) + (j % bt) * D;
@@ -88,7 +72,7 @@ void attend_row(const AttentionOp& op, const float* qh, SeqId s, int64_t pos, in
 }
 
 // Keys (kind 0) or values (kind 1) of positions [lo, hi] of one kv head, contiguous [hi - lo + 1, D].
-void gather_cache_rows(const AttentionOp& op, const PagedKvCache& cache, const std::vector<int32_t>& blocks,
+void gather_cache_rows(const AttentionOp& op, const HostKvStorage& cache, const int32_t* blocks,
                        int64_t kvh, int kind, int64_t lo, int64_t hi, float* out) {
   const int64_t D = op.head_dim, bt = cache.geometry().block_tokens;
   for (int64_t j = lo; j <= hi;) {
@@ -100,29 +84,28 @@ void gather_cache_rows(const AttentionOp& op, const PagedKvCache& cache, const s
 }
 
 // A chunk of consecutive positions and every query head of one kv head, through two GEMMs per head.
-bool attend_run_blocked(const AttentionOp& op, const float* q, const RowRun& run, SeqId s, int64_t pos0, int64_t kvh,
-                        const PagedKvCache& cache, float* out) {
-  const int64_t D = op.head_dim, H = op.heads, group = H / op.kv_heads;
-  const int64_t lo = first_key(op, pos0), hi = pos0 + run.count - 1, nk = hi - lo + 1;
+bool attend_chunk_blocked(const AttentionOp& op, const float* q, const StepChunk& run, const int32_t* blocks,
+                          int64_t kvh, const HostKvStorage& cache, float* out) {
+  const int64_t D = op.head_dim, H = op.heads, group = H / op.kv_heads, pos0 = run.start;
+  const int64_t lo = first_key(op, pos0), hi = pos0 + run.rows - 1, nk = hi - lo + 1;
   std::vector<float> keys(static_cast<size_t>(nk * D)), values(static_cast<size_t>(nk * D));
-  std::vector<float> scores(static_cast<size_t>(run.count * nk));
-  const std::vector<int32_t>& blocks = cache.block_table(s);
+  std::vector<float> scores(static_cast<size_t>(run.rows * nk));
   gather_cache_rows(op, cache, blocks, kvh, 0, lo, hi, keys.data());
   gather_cache_rows(op, cache, blocks, kvh, 1, lo, hi, values.data());
   for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-    const float* qh = q + run.first * H * D + h * D;
-    float* oh = out + run.first * H * D + h * D;
-    if (dnnl_sgemm('N', 'T', run.count, nk, D, op.scale, qh, H * D, keys.data(), D, 0.0f, scores.data(), nk) !=
+    const float* qh = q + run.first_row * H * D + h * D;
+    float* oh = out + run.first_row * H * D + h * D;
+    if (dnnl_sgemm('N', 'T', run.rows, nk, D, op.scale, qh, H * D, keys.data(), D, 0.0f, scores.data(), nk) !=
         dnnl_success)
       return false;
-    for (int64_t i = 0; i < run.count; ++i) {
+    for (int64_t i = 0; i < run.rows; ++i) {
       float* row = scores.data() + i * nk;
       const int64_t first = first_key(op, pos0 + i) - lo, last = pos0 + i - lo;  // keys the row may see
       softmax_scores(op, row + first, last - first + 1);
       std::fill(row, row + first, 0.0f);
       std::fill(row + last + 1, row + nk, 0.0f);
     }
-    if (dnnl_sgemm('N', 'N', run.count, D, nk, 1.0f, scores.data(), nk, values.data(), D, 0.0f, oh, H * D) !=
+    if (dnnl_sgemm('N', 'N', run.rows, D, nk, 1.0f, scores.data(), nk, values.data(), D, 0.0f, oh, H * D) !=
         dnnl_success)
       return false;
   }
@@ -131,32 +114,34 @@ bool attend_run_blocked(const AttentionOp& op, const float* q, const RowRun& run
 
 }  // namespace
 
-void attention(const AttentionOp& op, const float* q, const float* k, const float* v, int64_t rows,
-               std::span<const SeqId> seqs, std::span<const int64_t> positions, PagedKvCache& cache, float* out,
-               int threads) {
+void attention(const AttentionOp& op, const float* q, const float* k, const float* v, const Step& step,
+               HostKvStorage& cache, float* out, int threads) {
   const int64_t D = op.head_dim, KVH = op.kv_heads, H = op.heads, group = H / KVH;
-  for (int64_t r = 0; r < rows; ++r)
+  const int64_t bt = cache.geometry().block_tokens;
+  for (int64_t r = 0; r < step.rows(); ++r) {
+    const StepChunk& c = step.chunks[static_cast<size_t>(step.row_chunk[static_cast<size_t>(r)])];
+    const int64_t p = step.positions[static_cast<size_t>(r)];
+    const int32_t block = step.block_table[static_cast<size_t>(c.first_block + p / bt)];
     for (int64_t h = 0; h < KVH; ++h) {
-      const SeqId s = seqs[static_cast<size_t>(r)];
-      const int64_t p = positions[static_cast<size_t>(r)];
-      std::memcpy(cache.key(s, op.layer, h, p), k + (r * KVH + h) * D, static_cast<size_t>(D) * sizeof(float));
-      std::memcpy(cache.value(s, op.layer, h, p), v + (r * KVH + h) * D, static_cast<size_t>(D) * sizeof(float));
+      std::memcpy(cache.block_rows(block, op.layer, h, 0) + (p % bt) * D, k + (r * KVH + h) * D,
+                  static_cast<size_t>(D) * sizeof(float));
+      std::memcpy(cache.block_rows(block, op.layer, h, 1) + (p % bt) * D, v + (r * KVH + h) * D,
+                  static_cast<size_t>(D) * sizeof(float));
     }
+  }
 
   // Tasks: a blocked (chunk, kv head) for long chunks, else one (row, head) per query.
   struct Task {
-    int64_t run = -1, row = 0, head = 0;  // run >= 0: blocked over the run's rows for kv head `head`
+    int64_t chunk = -1, row = 0, head = 0;  // chunk >= 0: blocked over the chunk's rows for kv head `head`
   };
-  const std::vector<RowRun> runs = row_runs(seqs, positions, rows);
   std::vector<Task> tasks;
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const RowRun& run = runs[i];
-    const int64_t pos0 = positions[static_cast<size_t>(run.first)];
-    const int64_t keys = pos0 + run.count - first_key(op, pos0);
-    if (run.count >= kBlockedRows && run.count * keys <= kMaxBlockedScores) {
+  for (size_t i = 0; i < step.chunks.size(); ++i) {
+    const StepChunk& c = step.chunks[i];
+    const int64_t keys = c.start + c.rows - first_key(op, c.start);
+    if (c.rows >= kBlockedRows && c.rows * keys <= kMaxBlockedScores) {
       for (int64_t h = 0; h < KVH; ++h) tasks.push_back({static_cast<int64_t>(i), 0, h});
     } else {
-      for (int64_t r = run.first; r < run.first + run.count; ++r)
+      for (int64_t r = c.first_row; r < c.first_row + c.rows; ++r)
         for (int64_t h = 0; h < H; ++h) tasks.push_back({-1, r, h});
     }
   }
@@ -167,14 +152,15 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
 #pragma omp for schedule(dynamic, 1)
     for (size_t t = 0; t < tasks.size(); ++t) {
       const Task& task = tasks[t];
-      if (task.run >= 0) {
-        const RowRun& run = runs[static_cast<size_t>(task.run)];
-        const size_t r0 = static_cast<size_t>(run.first);
-        if (!attend_run_blocked(op, q, run, seqs[r0], positions[r0], task.head, cache, out)) failed = true;
+      if (task.chunk >= 0) {
+        const StepChunk& c = step.chunks[static_cast<size_t>(task.chunk)];
+        if (!attend_chunk_blocked(op, q, c, step.block_table.data() + c.first_block, task.head, cache, out))
+          failed = true;
       } else {
         const size_t r = static_cast<size_t>(task.row);
-        attend_row(op, q + (task.row * H + task.head) * D, seqs[r], positions[r], task.head / group, cache, scores,
-                   out + (task.row * H + task.head) * D);
+        const StepChunk& c = step.chunks[static_cast<size_t>(step.row_chunk[r])];
+        attend_row(op, q + (task.row * H + task.head) * D, step.block_table.data() + c.first_block, step.positions[r],
+                   task.head / group, cache, scores, out + (task.row * H + task.head) * D);
       }
     }
   }

@@ -1,17 +1,16 @@
 // Causal grouped-query attention over the paged KV cache, f32 throughout.
 #pragma once
 #include <cstdint>
-#include <span>
 
+#include "backends/cpu/host_kv_storage.h"
 #include "runtime/graph/graph.h"
-#include "runtime/kv_cache/paged_kv_cache.h"
+#include "runtime/graph/step.h"
 
 namespace sparq::cpu {
 
-// Row r of q/k/v belongs to sequence seqs[r] at position positions[r]. Stores every row's k and v
-// in the cache first, then attends each query to keys [lo, pos] of its sequence.
-void attention(const AttentionOp& op, const float* q, const float* k, const float* v, int64_t rows,
-               std::span<const SeqId> seqs, std::span<const int64_t> positions, PagedKvCache& cache, float* out,
-               int threads);
+// Stores every row's k and v in its chunk's block first, then attends each query row to keys
+// [lo, pos] of its chunk's sequence (lo > 0 only within a sliding window).
+void attention(const AttentionOp& op, const float* q, const float* k, const float* v, const Step& step,
+               HostKvStorage& cache, float* out, int threads);
 
 }  // namespace sparq::cpu

@@ -12,6 +12,7 @@
 #include "backends/cpu/cpu_attention.h"
 #include "backends/cpu/cpu_linear.h"
 #include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/host_kv_storage.h"
 #include "runtime/core/error.h"
 #include "runtime/model_file/sparq_reader.h"
 
@@ -91,162 +92,136 @@ struct EmbeddingTable {
   int64_t vocab = 0, width = 0;
 };
 
-class CpuBackend final : public Backend {
+EmbeddingTable embedding_table(const ModelFile& file, const std::string& name) {
+  const TensorEntry& t = file.tensor(name);
+  if (t.shape.size() != 2 || t.layout != Layout::RowMajor ||
+      (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32))
+    fail("embedding table ", name, " must be a row-major BF16/F16/F32 matrix");
+  return {file.data(t).data(), t.dtype, t.shape[0], t.shape[1]};
+}
+
+std::vector<float> norm_weight(const ModelFile& file, const RmsNormOp& n, int64_t width) {
+  const TensorEntry& t = file.tensor(n.weight);
+  if (t.shape != std::vector<int64_t>{width}) fail("norm weight ", n.weight, " must have shape [", width, "]");
+  if (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32)
+    fail("norm weight ", n.weight, " must be BF16, F16 or F32");
+  std::vector<float> f(static_cast<size_t>(width));  // f32 copy: a few KB per norm
+  cpu::to_f32(file.data(t).data(), t.dtype, width, f.data());
+  return f;
+}
+
+// A graph with its weights ready on the CPU. Ops are dispatched by std::visit over an overload for
+// every op type, so adding an op to the graph without a CPU kernel does not compile.
+class CpuPreparedModel final : public PreparedModel {
  public:
-  explicit CpuBackend(const CpuBackendOptions& opts) : opts_(opts) {
-    threads_ = opts.threads > 0 ? opts.threads : omp_get_max_threads();
-    omp_set_num_threads(threads_);  // oneDNN sizes its OpenMP team from this
-  }
-
-  std::string name() const override { return "cpu"; }
-
-  std::vector<std::string> unsupported(const Graph& graph, const ModelFile& file) const override {
-    std::vector<std::string> out;
-    for (const Op& op : graph.ops) {
-      const LinearSpec* spec = nullptr;
-      if (const auto* l = std::get_if<LinearOp>(&op)) spec = &l->linear;
-      if (const auto* l = std::get_if<LogitsOp>(&op)) spec = &l->linear;
-      try {
-        if (spec) CpuLinear(*spec, file, {1, false});
-        if (const auto* e = std::get_if<EmbeddingOp>(&op)) table(file, e->table);
-      } catch (const Error& e) {
-        out.push_back(e.what());
-      }
-    }
-    return out;
-  }
-
-  void prepare(const Graph& graph, const ModelFile& file) override {
-    linears_.clear();
+  CpuPreparedModel(const Graph& graph, const ModelFile& file, const CpuBackendOptions& opts, int threads)
+      : graph_(graph), threads_(threads) {
     linears_.resize(graph.ops.size());
     norms_.assign(graph.ops.size(), {});
     tables_.assign(graph.ops.size(), {});
-    repacked_ = 0;
-    const cpu::CpuLinearOptions lo{threads_, opts_.use_onednn};
+    const cpu::CpuLinearOptions lo{threads_, opts.use_onednn};
     for (size_t i = 0; i < graph.ops.size(); ++i) {
       const Op& op = graph.ops[i];
       if (const auto* l = std::get_if<LinearOp>(&op)) linears_[i] = std::make_unique<CpuLinear>(l->linear, file, lo);
       if (const auto* l = std::get_if<LogitsOp>(&op)) linears_[i] = std::make_unique<CpuLinear>(l->linear, file, lo);
       if (linears_[i]) repacked_ += linears_[i]->repacked_bytes();
-      if (const auto* e = std::get_if<EmbeddingOp>(&op)) tables_[i] = table(file, e->table);
-      if (const auto* n = std::get_if<RmsNormOp>(&op)) {
-        const TensorEntry& t = file.tensor(n->weight);
-        const int64_t w = graph.widths[static_cast<size_t>(n->in)];
-        if (t.shape != std::vector<int64_t>{w}) fail("norm weight ", n->weight, " must have shape [", w, "]");
-        if (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32)
-          fail("norm weight ", n->weight, " must be BF16, F16 or F32");
-        std::vector<float> f(static_cast<size_t>(w));  // f32 copy: a few KB per norm
-        cpu::to_f32(file.data(t).data(), t.dtype, w, f.data());
-        norms_[i] = std::move(f);
-      }
+      if (const auto* e = std::get_if<EmbeddingOp>(&op)) tables_[i] = embedding_table(file, e->table);
+      if (const auto* n = std::get_if<RmsNormOp>(&op)) norms_[i] = norm_weight(file, *n, graph.widths[static_cast<size_t>(n->in)]);
     }
     prefault_weights();
-    prepared_ = &graph;
   }
 
+  const Graph& graph() const override { return graph_; }
   uint64_t repacked_weight_bytes() const override { return repacked_; }
 
-  void run(const Graph& graph, const Batch& batch, PagedKvCache& cache, BatchLogits& out) override {
-    if (prepared_ != &graph) fail("cpu backend: run() with a graph that was not prepared");
+  void run(const Step& step, KvStorage& storage, StepLogits& out) override {
+    cpu::HostKvStorage& cache = cpu::host_kv_storage(storage);
     const KvCacheGeometry& geo = cache.geometry();
-    if (geo.layers != graph.kv.layers || geo.kv_heads != graph.kv.kv_heads || geo.head_dim != graph.kv.head_dim)
+    if (geo.layers != graph_.kv.layers || geo.kv_heads != graph_.kv.kv_heads || geo.head_dim != graph_.kv.head_dim)
       fail("the KV cache's shape does not match the model");
-    reserve_batch(batch, cache);
-    // OpenMP's team size is a per-thread setting: set it on whichever thread runs this step (an
-    // engine service steps on its own thread), for our regions and oneDNN's alike.
-    omp_set_num_threads(threads_);
-
-    // Rows of this step: every new token of every chunk, in chunk order.
-    const int64_t rows = batch.tokens();
-    std::vector<int32_t> ids;
-    std::vector<SeqId> seqs;
-    std::vector<int64_t> positions;
-    std::vector<int64_t> logit_rows;
-    out.chunk_first.clear();
-    for (const SequenceChunk& c : batch.chunks) {
-      const int64_t start = cache.length(c.seq), n = static_cast<int64_t>(c.tokens.size());
-      const int64_t first_row = static_cast<int64_t>(ids.size());
-      out.chunk_first.push_back(static_cast<int64_t>(logit_rows.size()));
-      for (int64_t i = 0; i < n; ++i) {
-        ids.push_back(c.tokens[static_cast<size_t>(i)]);
-        seqs.push_back(c.seq);
-        positions.push_back(start + i);
-        if (c.logits == LogitRows::All || (c.logits == LogitRows::Last && i == n - 1)) logit_rows.push_back(first_row + i);
-      }
-    }
-    const int64_t lrows = static_cast<int64_t>(logit_rows.size());
-
-    std::vector<std::vector<float>> vals(graph.widths.size());
-    std::vector<int64_t> vrows(graph.widths.size(), rows);
-    auto in = [&](ValueId v) { return vals[static_cast<size_t>(v)].data(); };
-    auto make = [&](ValueId v, int64_t r) {
-      vrows[static_cast<size_t>(v)] = r;
-      vals[static_cast<size_t>(v)] = pool_.take(static_cast<size_t>(r * graph.widths[static_cast<size_t>(v)]));
-      return vals[static_cast<size_t>(v)].data();
-    };
-    auto width = [&](ValueId v) { return graph.widths[static_cast<size_t>(v)]; };
-
-    for (size_t i = 0; i < graph.ops.size(); ++i) {
-      const Op& op = graph.ops[i];
+    for (const KvBlockCopy& c : step.block_copies) cache.copy_block(c.src, c.dst);
+    StepRun r{*this, step, cache, 0, {}, {}};
+    r.vals.resize(graph_.widths.size());
+    r.vrows.assign(graph_.widths.size(), step.rows());
+    for (size_t i = 0; i < graph_.ops.size(); ++i) {
+      const Op& op = graph_.ops[i];
       const auto op_start = profile_.on() ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-      if (const auto* e = std::get_if<EmbeddingOp>(&op)) {
-        const EmbeddingTable& t = tables_[i];
-        cpu::embedding(t.data, t.dtype, t.vocab, t.width, ids, e->scale, make(e->out, rows));
-      } else if (const auto* n = std::get_if<RmsNormOp>(&op)) {
-        const int64_t r = vrows[static_cast<size_t>(n->in)];
-        cpu::rms_norm(in(n->in), r, width(n->in), norms_[i].data(), n->eps, n->form, make(n->out, r), threads_);
-      } else if (const auto* l = std::get_if<LinearOp>(&op)) {
-        linears_[i]->forward(in(l->in), rows, make(l->out, rows));
-      } else if (const auto* ro = std::get_if<RopeOp>(&op)) {
-        cpu::rope(in(ro->in), rows, ro->heads, ro->head_dim, ro->inv_freq, positions, make(ro->out, rows));
-      } else if (const auto* a = std::get_if<AttentionOp>(&op)) {
-        cpu::attention(*a, in(a->q), in(a->k), in(a->v), rows, seqs, positions, cache, make(a->out, rows), threads_);
-      } else if (const auto* g = std::get_if<GatedActivationOp>(&op)) {
-        const int64_t r = vrows[static_cast<size_t>(g->gate)];
-        cpu::gated_activation(in(g->gate), in(g->up), r * width(g->gate), g->activation, make(g->out, r), threads_);
-      } else if (const auto* ad = std::get_if<AddOp>(&op)) {
-        const int64_t r = vrows[static_cast<size_t>(ad->a)];
-        cpu::add(in(ad->a), in(ad->b), r * width(ad->a), make(ad->out, r));
-      } else if (const auto* sc = std::get_if<SoftCapOp>(&op)) {
-        const int64_t r = vrows[static_cast<size_t>(sc->in)];
-        cpu::soft_cap(in(sc->in), r * width(sc->in), sc->cap, make(sc->out, r));
-      } else if (const auto* lg = std::get_if<LogitsOp>(&op)) {
-        // Only the requested rows go through the (large) output projection; none at all when no
-        // chunk wants logits.
-        const int64_t w = width(lg->in);
-        if (lrows == 0) {
-          make(lg->out, 0);
-          continue;
-        }
-        std::vector<float> picked = pool_.take(static_cast<size_t>(lrows * w));
-        for (int64_t r = 0; r < lrows; ++r)
-          std::memcpy(picked.data() + r * w, in(lg->in) + logit_rows[static_cast<size_t>(r)] * w,
-                      static_cast<size_t>(w) * sizeof(float));
-        linears_[i]->forward(picked.data(), lrows, make(lg->out, lrows));
-        pool_.give(std::move(picked));
-      }
+      r.op = i;
+      std::visit(r, op);
       if (profile_.on())
-        profile_.add(profile_key(op, rows == 1),
+        profile_.add(profile_key(op, step.rows() == 1),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - op_start).count());
       for (ValueId v : op_inputs(op))
-        if (graph.last_use[static_cast<size_t>(v)] == static_cast<int32_t>(i)) pool_.give(std::move(vals[static_cast<size_t>(v)]));
+        if (graph_.last_use[static_cast<size_t>(v)] == static_cast<int32_t>(i))
+          pool_.give(std::move(r.vals[static_cast<size_t>(v)]));
     }
-
-    for (const SequenceChunk& c : batch.chunks)
-      cache.set_length(c.seq, cache.length(c.seq) + static_cast<int64_t>(c.tokens.size()));
-    out.vocab = width(graph.logits);
-    out.values = std::move(vals[static_cast<size_t>(graph.logits)]);
-    out.values.resize(static_cast<size_t>(lrows * out.vocab));
+    out.vocab = graph_.widths[static_cast<size_t>(graph_.logits)];
+    out.values = std::move(r.vals[static_cast<size_t>(graph_.logits)]);
+    out.values.resize(step.logit_rows.size() * static_cast<size_t>(out.vocab));
   }
 
  private:
-  static EmbeddingTable table(const ModelFile& file, const std::string& name) {
-    const TensorEntry& t = file.tensor(name);
-    if (t.shape.size() != 2 || t.layout != Layout::RowMajor ||
-        (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32))
-      fail("embedding table ", name, " must be a row-major BF16/F16/F32 matrix");
-    return {file.data(t).data(), t.dtype, t.shape[0], t.shape[1]};
-  }
+  // One step's values, and one overload per op kind.
+  struct StepRun {
+    CpuPreparedModel& m;
+    const Step& step;
+    cpu::HostKvStorage& cache;
+    size_t op = 0;
+    std::vector<std::vector<float>> vals;
+    std::vector<int64_t> vrows;
+
+    float* in(ValueId v) { return vals[static_cast<size_t>(v)].data(); }
+    int64_t rows(ValueId v) const { return vrows[static_cast<size_t>(v)]; }
+    int64_t width(ValueId v) const { return m.graph_.widths[static_cast<size_t>(v)]; }
+    float* make(ValueId v, int64_t r) {
+      vrows[static_cast<size_t>(v)] = r;
+      vals[static_cast<size_t>(v)] = m.pool_.take(static_cast<size_t>(r * width(v)));
+      return vals[static_cast<size_t>(v)].data();
+    }
+
+    void operator()(const EmbeddingOp& e) {
+      const EmbeddingTable& t = m.tables_[op];
+      cpu::embedding(t.data, t.dtype, t.vocab, t.width, step.tokens, e.scale, make(e.out, step.rows()));
+    }
+    void operator()(const RmsNormOp& n) {
+      const int64_t r = rows(n.in);
+      cpu::rms_norm(in(n.in), r, width(n.in), m.norms_[op].data(), n.eps, n.form, make(n.out, r), m.threads_);
+    }
+    void operator()(const LinearOp& l) { m.linears_[op]->forward(in(l.in), step.rows(), make(l.out, step.rows())); }
+    void operator()(const RopeOp& ro) {
+      cpu::rope(in(ro.in), step.rows(), ro.heads, ro.head_dim, ro.inv_freq, step.positions, make(ro.out, step.rows()));
+    }
+    void operator()(const AttentionOp& a) {
+      cpu::attention(a, in(a.q), in(a.k), in(a.v), step, cache, make(a.out, step.rows()), m.threads_);
+    }
+    void operator()(const GatedActivationOp& g) {
+      const int64_t r = rows(g.gate);
+      cpu::gated_activation(in(g.gate), in(g.up), r * width(g.gate), g.activation, make(g.out, r), m.threads_);
+    }
+    void operator()(const AddOp& ad) {
+      const int64_t r = rows(ad.a);
+      cpu::add(in(ad.a), in(ad.b), r * width(ad.a), make(ad.out, r));
+    }
+    void operator()(const SoftCapOp& sc) {
+      const int64_t r = rows(sc.in);
+      cpu::soft_cap(in(sc.in), r * width(sc.in), sc.cap, make(sc.out, r));
+    }
+    // Only the requested rows go through the (large) output projection; none at all when no chunk
+    // wants logits.
+    void operator()(const LogitsOp& lg) {
+      const int64_t w = width(lg.in), lrows = static_cast<int64_t>(step.logit_rows.size());
+      if (lrows == 0) {
+        make(lg.out, 0);
+        return;
+      }
+      std::vector<float> picked = m.pool_.take(static_cast<size_t>(lrows * w));
+      for (int64_t r = 0; r < lrows; ++r)
+        std::memcpy(picked.data() + r * w, in(lg.in) + step.logit_rows[static_cast<size_t>(r)] * w,
+                    static_cast<size_t>(w) * sizeof(float));
+      m.linears_[op]->forward(picked.data(), lrows, make(lg.out, lrows));
+      m.pool_.give(std::move(picked));
+    }
+  };
 
   // Maps every weight page the forward pass reads in place now, at load, rather than one page fault
   // at a time during the first step (from the page cache this costs well under a second per GB).
@@ -269,16 +244,46 @@ class CpuBackend final : public Backend {
     prefault_sink_ = sink;
   }
 
-  CpuBackendOptions opts_;
-  mutable uint64_t prefault_sink_ = 0;
+  const Graph& graph_;
   int threads_ = 1;
-  const Graph* prepared_ = nullptr;
+  mutable uint64_t prefault_sink_ = 0;
   std::vector<std::unique_ptr<CpuLinear>> linears_;
   std::vector<std::vector<float>> norms_;
   std::vector<EmbeddingTable> tables_;
   uint64_t repacked_ = 0;
   BufferPool pool_;
   OpProfile profile_;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const CpuBackendOptions& opts)
+      : opts_(opts), threads_(opts.threads > 0 ? opts.threads : omp_get_max_threads()) {}
+
+  std::string name() const override { return "cpu"; }
+
+  OpSupport supports(const Op& op, const ModelFile& file) const override {
+    try {
+      if (const auto* l = std::get_if<LinearOp>(&op)) CpuLinear(l->linear, file, {1, false});
+      if (const auto* l = std::get_if<LogitsOp>(&op)) CpuLinear(l->linear, file, {1, false});
+      if (const auto* e = std::get_if<EmbeddingOp>(&op)) embedding_table(file, e->table);
+    } catch (const Error& e) {
+      return OpSupport::no(e.what());
+    }
+    return OpSupport::yes();
+  }
+
+  std::unique_ptr<PreparedModel> prepare(const Graph& graph, const ModelFile& file) override {
+    return std::make_unique<CpuPreparedModel>(graph, file, opts_, threads_);
+  }
+
+  std::unique_ptr<KvStorage> create_kv_storage(const KvCacheGeometry& geometry, uint64_t budget_bytes) override {
+    return std::make_unique<cpu::HostKvStorage>(geometry, budget_bytes);
+  }
+
+ private:
+  CpuBackendOptions opts_;
+  int threads_ = 1;
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "runtime/core/error.h"
 #include "runtime/core/float_formats.h"
 #include "runtime/model_file/sparq_reader.h"
+#include "runtime/model_file/sparse24.h"
 
 namespace sparq::cpu {
 
@@ -102,13 +103,14 @@ int32_t dot_s8(const int8_t* a, const int8_t* b, int64_t n) {
   return acc;
 }
 
-// sparse24 row: kept values v[2g], v[2g+1] sit at columns 4g + (nibble & 3) and 4g + (nibble >> 2).
+// One sparse24 row (runtime/model_file/sparse24.h) times x.
 int32_t dot_sparse24_s8(const int8_t* values, const uint8_t* positions, const int8_t* x, int64_t cols) {
   int32_t acc = 0;
   for (int64_t g = 0; g < cols / 4; ++g) {
-    const int nib = (positions[g / 2] >> (g % 2 * 4)) & 0xf;
+    const int nib = sparse24::group_nibble(positions, g);
     const int8_t* xg = x + 4 * g;
-    acc += static_cast<int32_t>(values[2 * g]) * xg[nib & 3] + static_cast<int32_t>(values[2 * g + 1]) * xg[nib >> 2];
+    acc += static_cast<int32_t>(values[2 * g]) * xg[sparse24::first_column(nib)] +
+           static_cast<int32_t>(values[2 * g + 1]) * xg[sparse24::second_column(nib)];
   }
   return acc;
 }
@@ -255,9 +257,9 @@ const uint8_t* CpuLinear::quantized_row(int64_t o, uint8_t* scratch) const {
   const uint8_t* p = positions_ + o * static_cast<int64_t>(sparse24_positions_row_bytes(in_));
   std::memset(scratch, 0, static_cast<size_t>(in_));
   for (int64_t g = 0; g < in_ / 4; ++g) {
-    const int nib = (p[g / 2] >> (g % 2 * 4)) & 0xf;
-    scratch[4 * g + (nib & 3)] = v[2 * g];
-    scratch[4 * g + (nib >> 2)] = v[2 * g + 1];
+    const int nib = sparse24::group_nibble(p, g);
+    scratch[4 * g + sparse24::first_column(nib)] = v[2 * g];
+    scratch[4 * g + sparse24::second_column(nib)] = v[2 * g + 1];
   }
   return scratch;
 }
@@ -318,7 +320,7 @@ void CpuLinear::forward(const float* x, int64_t rows, float* y) const {
 void CpuLinear::forward_int8(const float* x, int64_t rows, float* y) const {
   std::vector<int8_t> xq(static_cast<size_t>(rows * in_));
   std::vector<float> sx(static_cast<size_t>(rows));
-  quantize_int8_dynamic(x, rows, in_, per_tensor_input_, xq.data(), sx.data());
+  quantize_int8_dynamic(x, rows, in_, per_tensor_input_, xq.data(), sx.data(), threads_);
   if (onednn_) {
     onednn_->run(xq.data(), rows, y);  // y = acc * s_w
 #pragma omp parallel for num_threads(threads_) schedule(static) if (rows * out_ > 65536)  // a decode row is not worth a fork
@@ -350,7 +352,7 @@ void CpuLinear::forward_fp8(const float* x, int64_t rows, float* y) const {
   // Quantized activations as their exact f32 values (E4M3 x E4M3 products are exact in f32).
   std::vector<uint8_t> xq(static_cast<size_t>(rows * in_));
   std::vector<float> sx(static_cast<size_t>(rows));
-  quantize_fp8_dynamic(x, rows, in_, per_tensor_input_, xq.data(), sx.data());
+  quantize_fp8_dynamic(x, rows, in_, per_tensor_input_, xq.data(), sx.data(), threads_);
   std::vector<float> xv(xq.size());
   for (size_t i = 0; i < xq.size(); ++i) xv[i] = kFp8E4M3Table[xq[i]];
   const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));
@@ -414,13 +416,13 @@ void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
     std::vector<float> sx(static_cast<size_t>(rows), input_scale_);
     if (input_ == Input::Int8Dynamic || input_ == Input::Int8Static) {
       std::vector<int8_t> q(n);
-      if (input_ == Input::Int8Dynamic) quantize_int8_dynamic(x, rows, in_, per_tensor_input_, q.data(), sx.data());
+      if (input_ == Input::Int8Dynamic) quantize_int8_dynamic(x, rows, in_, per_tensor_input_, q.data(), sx.data(), threads_);
       else quantize_int8_static(x, rows * in_, input_scale_, input_zero_point_, q.data());
       for (size_t i = 0; i < n; ++i)
         xf[i] = static_cast<float>(q[i] - input_zero_point_) * sx[i / static_cast<size_t>(in_)];
     } else {
       std::vector<uint8_t> q(n);
-      if (input_ == Input::Fp8Dynamic) quantize_fp8_dynamic(x, rows, in_, per_tensor_input_, q.data(), sx.data());
+      if (input_ == Input::Fp8Dynamic) quantize_fp8_dynamic(x, rows, in_, per_tensor_input_, q.data(), sx.data(), threads_);
       else quantize_fp8_static(x, rows * in_, input_scale_, q.data());
       for (size_t i = 0; i < n; ++i) xf[i] = kFp8E4M3Table[q[i]] * sx[i / static_cast<size_t>(in_)];
     }

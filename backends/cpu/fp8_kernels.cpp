@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "runtime/core/float_formats.h"
+#include "runtime/model_file/sparse24.h"
 
 // GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*(), which -O3 reports as
 // (maybe-)uninitialized where they are inlined (a known false positive).
@@ -20,10 +21,8 @@ namespace {
 
 // Scalar form of one sparse24 group of four columns: kept values v[0], v[1] at the nibble's positions.
 inline float group_dot(const uint8_t* v, int nib, const float* x) {
-  return kFp8E4M3Table[v[0]] * x[nib & 3] + kFp8E4M3Table[v[1]] * x[nib >> 2];
+  return kFp8E4M3Table[v[0]] * x[sparse24::first_column(nib)] + kFp8E4M3Table[v[1]] * x[sparse24::second_column(nib)];
 }
-
-inline int group_nibble(const uint8_t* positions, int64_t g) { return (positions[g / 2] >> (g % 2 * 4)) & 0xf; }
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 
@@ -86,8 +85,8 @@ void sparse24_rows2(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1, con
   float s0 = _mm512_reduce_add_ps(_mm512_add_ps(a00, a01)) * kUnscale;
   float s1 = _mm512_reduce_add_ps(_mm512_add_ps(a10, a11)) * kUnscale;
   for (int64_t g = c / 4; g < cols / 4; ++g) {
-    s0 += group_dot(v0 + 2 * g, group_nibble(p0, g), x + 4 * g);
-    s1 += group_dot(v1 + 2 * g, group_nibble(p1, g), x + 4 * g);
+    s0 += group_dot(v0 + 2 * g, sparse24::group_nibble(p0, g), x + 4 * g);
+    s1 += group_dot(v1 + 2 * g, sparse24::group_nibble(p1, g), x + 4 * g);
   }
   *y0 = s0;
   *y1 = s1;
@@ -117,8 +116,10 @@ float dense_row(const uint8_t* w, int64_t cols, const float* x) {
 constexpr std::array<uint8_t, 256> kKeptMask = [] {
   std::array<uint8_t, 256> t{};
   for (int b = 0; b < 256; ++b) {
-    const int lo = b & 0xf, hi = b >> 4;
-    t[static_cast<size_t>(b)] = static_cast<uint8_t>((1 << (lo & 3)) | (1 << (lo >> 2)) | (1 << (4 + (hi & 3))) | (1 << (4 + (hi >> 2))));
+    const uint8_t byte[1] = {static_cast<uint8_t>(b)};
+    const int lo = sparse24::group_nibble(byte, 0), hi = sparse24::group_nibble(byte, 1);
+    t[static_cast<size_t>(b)] = static_cast<uint8_t>((1 << sparse24::first_column(lo)) | (1 << sparse24::second_column(lo)) |
+                                                     (1 << (4 + sparse24::first_column(hi))) | (1 << (4 + sparse24::second_column(hi))));
   }
   return t;
 }();
@@ -159,7 +160,7 @@ void fp8_gemv_sparse24(const uint8_t* values, const uint8_t* positions, int64_t 
   for (; r < rows; ++r) {
     float s = 0.0f;
     for (int64_t g = 0; g < cols / 4; ++g)
-      s += group_dot(values + r * vrow + 2 * g, group_nibble(positions + r * prow, g), x + 4 * g);
+      s += group_dot(values + r * vrow + 2 * g, sparse24::group_nibble(positions + r * prow, g), x + 4 * g);
     y[r] = s;
   }
 }
@@ -203,10 +204,10 @@ void fp8_widen_sparse24(const uint8_t* values, const uint8_t* positions, int64_t
 #endif
     for (; c < cols; c += 4) {
       const int64_t g = c / 4;
-      const int nib = group_nibble(p, g);
+      const int nib = sparse24::group_nibble(p, g);
       o[c] = o[c + 1] = o[c + 2] = o[c + 3] = 0.0f;
-      o[c + (nib & 3)] = kFp8E4M3Table[v[2 * g]];
-      o[c + (nib >> 2)] = kFp8E4M3Table[v[2 * g + 1]];
+      o[c + sparse24::first_column(nib)] = kFp8E4M3Table[v[2 * g]];
+      o[c + sparse24::second_column(nib)] = kFp8E4M3Table[v[2 * g + 1]];
     }
   }
 }

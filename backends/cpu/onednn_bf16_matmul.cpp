@@ -8,7 +8,7 @@
 #include <vector>
 #include <mutex>
 #include <string>
-#include <tuple>
+#include <utility>
 
 #include "runtime/core/error.h"
 
@@ -22,13 +22,16 @@ struct OneDnnBf16Matmul::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   int64_t k = 0;
   mutable std::mutex mu;
-  mutable std::map<std::tuple<int64_t, int64_t, int64_t>, dnnl::matmul> by_shape;
+  // Keyed by weight-tile rows and output stride only (a handful per linear): M is a runtime
+  // dimension, so step sizes do not add primitives.
+  mutable std::map<std::pair<int64_t, int64_t>, dnnl::matmul> by_shape;
 
   static memory::desc dst_md(int64_t m, int64_t n, int64_t ldy) { return memory::desc({m, n}, dt::f32, {ldy, 1}); }
 
-  const dnnl::matmul& primitive(int64_t m, int64_t n, int64_t ldy) const {
+  const dnnl::matmul& primitive(int64_t n, int64_t ldy) const {
     std::lock_guard<std::mutex> lock(mu);
-    auto key = std::make_tuple(m, n, ldy);
+    const auto key = std::make_pair(n, ldy);
+    const int64_t m = DNNL_RUNTIME_DIM_VAL;
     auto it = by_shape.find(key);
     if (it == by_shape.end()) {
       const memory::desc src({m, k}, dt::bf16, tag::ab), weights({k, n}, dt::bf16, tag::ba);
@@ -46,7 +49,7 @@ OneDnnBf16Matmul::~OneDnnBf16Matmul() = default;
 void OneDnnBf16Matmul::run(const uint16_t* x, int64_t m, const uint16_t* w, int64_t n, float* y, int64_t ldy) const {
   const Impl& d = *impl_;
   try {
-    const dnnl::matmul& mm = d.primitive(m, n, ldy);
+    const dnnl::matmul& mm = d.primitive(n, ldy);
     memory src(memory::desc({m, d.k}, dt::bf16, tag::ab), d.engine, const_cast<uint16_t*>(x));
     memory weights(memory::desc({d.k, n}, dt::bf16, tag::ba), d.engine, const_cast<uint16_t*>(w));
     memory dst(Impl::dst_md(m, n, ldy), d.engine, y);

@@ -4,7 +4,7 @@
 // products exact in f32, so this gives the same sums as an f32 GEMM up to summation order.
 //
 // Weight tiles are passed per call in their plain [N, K] layout (widened on the fly; nothing is
-// kept). Primitives are created once per (M, N, ldy) and shared; run() may be called from several
+// kept). Primitives are created once per (N, ldy), M given at run time, and shared; run() may be called from several
 // threads at once, and inside an OpenMP parallel region oneDNN runs it on the calling thread.
 #pragma once
 #include <cstdint>

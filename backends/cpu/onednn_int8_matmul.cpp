@@ -2,6 +2,9 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
+
+#include "backends/cpu/omp_threads.h"
 #include "runtime/core/error.h"
 
 namespace sparq::cpu {
@@ -19,39 +22,37 @@ bool onednn_int8_is_exact() {
 struct OneDnnInt8Matmul::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   int64_t n = 0, k = 0;
+  int threads = 1;
   std::vector<float> scales;
   memory::desc packed_md;
   memory packed;
-  mutable std::mutex mu;
-  mutable std::map<int64_t, dnnl::matmul> by_m;  // one primitive per row count, all sharing the packed weights
+  dnnl::matmul single_row, any_rows;  // M = 1, and M a runtime dimension
 
+  // m = DNNL_RUNTIME_DIM_VAL: the row count is given when the primitive runs.
   dnnl::matmul::primitive_desc make_pd(int64_t m, const memory::desc& weights_md) const {
     const memory::desc src({m, k}, dt::s8, tag::ab), dst({m, n}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
     attr.set_output_scales(1 << 1, scales);
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, engine);
   }
-
-  const dnnl::matmul& primitive(int64_t m) const {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = by_m.find(m);
-    if (it == by_m.end()) it = by_m.emplace(m, dnnl::matmul(make_pd(m, packed_md))).first;
-    return it->second;
-  }
 };
 
 OneDnnInt8Matmul::OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales,
-                                   int /*threads*/)
+                                   int threads)
     : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
   d.n = n;
   d.k = k;
+  d.threads = std::max(1, threads);
   d.scales = scales;
   try {
-    // The layout the M = 1 kernel wants; the brgemm kernels of larger M read the same one.
+    ScopedOmpThreads team(d.threads);
+    // The layout the M = 1 kernel wants; the kernels of larger M read the same one.
     auto pd = d.make_pd(1, memory::desc({k, n}, dt::s8, tag::any));
     d.packed_md = pd.weights_desc();
     d.packed = memory(d.packed_md, d.engine);
+    d.single_row = dnnl::matmul(pd);
+    d.any_rows = dnnl::matmul(d.make_pd(DNNL_RUNTIME_DIM_VAL, d.packed_md));
     // Our weight is [N, K] row-major = a [K, N] matrix in "ba" order.
     memory user(memory::desc({k, n}, dt::s8, tag::ba), d.engine, const_cast<int8_t*>(weight));
     dnnl::stream s(d.engine);
@@ -69,7 +70,8 @@ uint64_t OneDnnInt8Matmul::packed_bytes() const { return impl_->packed_md.get_si
 void OneDnnInt8Matmul::run(const int8_t* x, int64_t m, float* y) const {
   Impl& d = *impl_;
   try {
-    const dnnl::matmul& mm = d.primitive(m);
+    ScopedOmpThreads team(d.threads);
+    const dnnl::matmul& mm = m == 1 ? d.single_row : d.any_rows;
     memory src(memory::desc({m, d.k}, dt::s8, tag::ab), d.engine, const_cast<int8_t*>(x));
     memory dst(memory::desc({m, d.n}, dt::f32, tag::ab), d.engine, y);
     dnnl::stream s(d.engine);

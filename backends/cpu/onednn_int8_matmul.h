@@ -5,11 +5,13 @@
 //
 // The weights are reordered once into oneDNN's packed layout (format_tag::any, e.g. BA16a64b4a), so
 // this path holds one copy of each INT8 weight besides the mmap (the file's pages are released).
+//
+// Two primitives per weight, whatever row counts continuous batching brings: one for M = 1 (a
+// single decode token, the hot path) and one whose M is a runtime dimension for every other step,
+// so memory does not grow with the number of distinct step sizes.
 #pragma once
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 namespace sparq::cpu {
@@ -22,6 +24,7 @@ bool onednn_int8_is_exact();
 
 class OneDnnInt8Matmul {
  public:
+  // threads: the OpenMP team oneDNN uses when run() is called (from any thread).
   OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales, int threads);
   ~OneDnnInt8Matmul();
   void run(const int8_t* x, int64_t m, float* y) const;

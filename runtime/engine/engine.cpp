@@ -5,6 +5,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/engine/logprobs.h"
+#include "runtime/engine/step_builder.h"
 #include "runtime/engine/stop_strings.h"
 #include "runtime/tokenizer/stream_detokenizer.h"
 
@@ -29,7 +30,7 @@ void EngineOptions::validate() const {
   if (context_length < 0) fail("engine: context_length must not be negative (got ", context_length, ")");
 }
 
-struct Engine::Sequence {
+struct Engine::RequestState {
   RequestId id = 0;
   std::vector<int32_t> tokens;  // the prompt, then every sampled id
   int64_t prompt_tokens = 0;
@@ -44,7 +45,6 @@ struct Engine::Sequence {
   std::unique_ptr<StopStringMatcher> stop_strings;  // null without stop strings
 
   SeqId seq = -1;          // the cache sequence while admitted
-  int64_t computed = 0;    // leading tokens whose keys/values are in the cache
   bool decoding = false;   // the last token was just sampled; it is fed alone as a decode token
   bool cancelled = false;
   bool started = false;   // admitted at least once
@@ -52,7 +52,7 @@ struct Engine::Sequence {
   RequestStats stats;
   Clock::time_point submitted;
 
-  Sequence(const SamplingParams& params, int64_t vocab) : sampler(params, vocab) {}
+  RequestState(const SamplingParams& params, int64_t vocab) : sampler(params, vocab) {}
   int64_t generated() const { return static_cast<int64_t>(tokens.size()) - prompt_tokens; }
 };
 
@@ -71,20 +71,23 @@ std::string mib(uint64_t bytes) {
   return buf;
 }
 
-int64_t blocks_for(int64_t positions, int64_t block_tokens) { return (positions + block_tokens - 1) / block_tokens; }
 
 }  // namespace
 
-Engine::Engine(const Graph& graph, Backend& backend, PagedKvCache& cache, const Tokenizer* tokenizer,
-               EngineOptions options)
-    : graph_(graph), backend_(backend), cache_(cache), tokenizer_(tokenizer), options_(std::move(options)) {
+Engine::Engine(PreparedModel& model, KvStorage& storage, const Tokenizer* tokenizer, EngineOptions options)
+    : model_(model),
+      graph_(model.graph()),
+      storage_(storage),
+      blocks_(storage.blocks(), storage.geometry().block_tokens),
+      tokenizer_(tokenizer),
+      options_(std::move(options)) {
   options_.validate();
   // Every running sequence feeds one token per step, so no more can run than a step holds.
   options_.max_sequences = std::min(options_.max_sequences, options_.max_step_tokens);
   if (graph_.logits < 0 || static_cast<size_t>(graph_.logits) >= graph_.widths.size())
     fail("engine: the graph has no logits value");
   vocab_ = graph_.widths[static_cast<size_t>(graph_.logits)];
-  const KvCacheGeometry& geo = cache_.geometry();
+  const KvCacheGeometry& geo = storage_.geometry();
   if (geo.layers != graph_.kv.layers || geo.kv_heads != graph_.kv.kv_heads || geo.head_dim != graph_.kv.head_dim)
     fail("engine: the KV cache geometry (", geo.layers, " layers, ", geo.kv_heads, " kv heads, head dim ", geo.head_dim,
          ") does not match the model's (", graph_.kv.layers, ", ", graph_.kv.kv_heads, ", ", graph_.kv.head_dim, ")");
@@ -92,23 +95,18 @@ Engine::Engine(const Graph& graph, Backend& backend, PagedKvCache& cache, const 
     if (id < 0 || id >= vocab_) fail("engine: default stop token ", id, " is outside the vocabulary (", vocab_, " ids)");
 }
 
-Engine::~Engine() {
-  for (auto& [id, s] : sequences_)
-    if (s->seq >= 0 && cache_.has_sequence(s->seq)) cache_.remove_sequence(s->seq);
-  for (auto& [id, session] : sessions_)
-    if (session->seq >= 0 && cache_.has_sequence(session->seq)) cache_.remove_sequence(session->seq);
-}
+Engine::~Engine() = default;
 
 int64_t Engine::max_sequence_tokens() const {
-  const int64_t cache_tokens = static_cast<int64_t>(cache_.capacity_tokens());
+  const int64_t cache_tokens = static_cast<int64_t>(blocks_.capacity_tokens());
   return options_.context_length > 0 ? std::min(options_.context_length, cache_tokens) : cache_tokens;
 }
 
-bool Engine::idle() const { return sequences_.empty(); }
+bool Engine::idle() const { return requests_.empty(); }
 int64_t Engine::running() const { return static_cast<int64_t>(running_.size()); }
 int64_t Engine::waiting() const { return static_cast<int64_t>(waiting_.size()); }
 
-Engine::Sequence& Engine::sequence(RequestId id) { return *sequences_.at(id); }
+Engine::RequestState& Engine::request(RequestId id) { return *requests_.at(id); }
 
 // Positions a request occupies at most: its prompt plus what it may generate (the last sampled id is
 // never fed, but counting it keeps the context rule that prompt + generated <= the context length).
@@ -121,13 +119,13 @@ void Engine::check_fits(const GenerationRequest& r) const {
   if (options_.context_length > 0 && positions > options_.context_length)
     fail("the request needs ", what, ", more than the context length of ", options_.context_length,
          " (lower max_tokens or shorten the prompt)");
-  const int64_t bt = cache_.geometry().block_tokens;
-  const int64_t need_blocks = blocks_for(positions, bt);
-  if (need_blocks > cache_.total_blocks()) {
-    const uint64_t bb = cache_.geometry().block_bytes();
+  const int64_t bt = storage_.geometry().block_tokens;
+  const int64_t need_blocks = kv_blocks_for(positions, bt);
+  if (need_blocks > blocks_.total_blocks()) {
+    const uint64_t bb = storage_.geometry().block_bytes();
     fail("the request needs ", what, ": ", need_blocks, " KV blocks of ", bt, " positions, ",
-         mib(static_cast<uint64_t>(need_blocks) * bb), "; the KV cache holds ", cache_.total_blocks(), " blocks (",
-         cache_.capacity_tokens(), " positions, ", mib(static_cast<uint64_t>(cache_.total_blocks()) * bb),
+         mib(static_cast<uint64_t>(need_blocks) * bb), "; the KV cache holds ", blocks_.total_blocks(), " blocks (",
+         blocks_.capacity_tokens(), " positions, ", mib(static_cast<uint64_t>(blocks_.total_blocks()) * bb),
          ") (raise the KV cache budget, lower max_tokens or shorten the prompt)");
   }
 }
@@ -158,7 +156,7 @@ RequestId Engine::submit(GenerationRequest r) {
   // Everything is checked before anything changes, so a refused request leaves no trace.
   validate(r);
   Session* session = r.session != 0 ? sessions_.at(r.session).get() : nullptr;
-  auto s = std::make_unique<Sequence>(r.sampling, vocab_);
+  auto s = std::make_unique<RequestState>(r.sampling, vocab_);
   if (!r.stop_strings.empty()) s->stop_strings = std::make_unique<StopStringMatcher>(std::move(r.stop_strings));
 
   s->id = next_request_++;
@@ -179,13 +177,13 @@ RequestId Engine::submit(GenerationRequest r) {
   if (session) session->busy = s->id;
   const RequestId id = s->id;
   waiting_.push_back(id);
-  sequences_.emplace(id, std::move(s));
+  requests_.emplace(id, std::move(s));
   return id;
 }
 
 bool Engine::cancel(RequestId id) {
-  auto it = sequences_.find(id);
-  if (it == sequences_.end() || it->second->cancelled) return false;
+  auto it = requests_.find(id);
+  if (it == requests_.end() || it->second->cancelled) return false;
   it->second->cancelled = true;
   return true;
 }
@@ -201,7 +199,7 @@ void Engine::reset_session(SessionId id) {
   if (it == sessions_.end()) fail("no open session ", id);
   Session& s = *it->second;
   if (s.busy) fail("session ", id, " is still generating (request ", s.busy, "); cancel it and step first");
-  if (s.seq >= 0) cache_.remove_sequence(s.seq);
+  if (s.seq >= 0) blocks_.remove_sequence(s.seq);
   s.seq = -1;
   s.tokens.clear();
 }
@@ -223,7 +221,7 @@ bool Engine::evict_idle_session(SessionId keep) {
   for (auto& [id, s] : sessions_)
     if (id != keep && s->seq >= 0 && (!victim || s->last_used < victim->last_used)) victim = s.get();
   if (!victim) return false;
-  cache_.remove_sequence(victim->seq);
+  blocks_.remove_sequence(victim->seq);
   victim->seq = -1;
   victim->tokens.clear();
   ++totals_.session_evictions;
@@ -231,10 +229,9 @@ bool Engine::evict_idle_session(SessionId keep) {
 }
 
 // Frees the sequence's blocks and queues it (at the front) to be recomputed from its tokens so far.
-void Engine::preempt(Sequence& s) {
-  cache_.remove_sequence(s.seq);
+void Engine::preempt(RequestState& s) {
+  blocks_.remove_sequence(s.seq);
   s.seq = -1;
-  s.computed = 0;
   s.decoding = false;
   ++s.stats.preemptions;
   ++totals_.preemptions;
@@ -244,17 +241,17 @@ void Engine::preempt(Sequence& s) {
 }
 
 // Gives the sequence's cache sequence back: to its session (kept for the next request) or the pool.
-void Engine::release(Sequence& s) {
+void Engine::release(RequestState& s) {
   if (s.session != 0) {
     Session& session = *sessions_.at(s.session);
     session.busy = 0;
     session.last_used = ++session_clock_;
     if (s.seq >= 0) {
       session.seq = s.seq;
-      session.tokens.assign(s.tokens.begin(), s.tokens.begin() + s.computed);
+      session.tokens.assign(s.tokens.begin(), s.tokens.begin() + blocks_.length(s.seq));
     }
   } else if (s.seq >= 0) {
-    cache_.remove_sequence(s.seq);
+    blocks_.remove_sequence(s.seq);
   }
   s.seq = -1;
   auto r = std::find(running_.begin(), running_.end(), s.id);
@@ -263,7 +260,7 @@ void Engine::release(Sequence& s) {
   if (w != waiting_.end()) waiting_.erase(w);
 }
 
-void Engine::finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>& events) {
+void Engine::finish(RequestState& s, FinishReason reason, std::vector<PendingEvent>& events) {
   GenerationEvent ev;
   ev.request = s.id;
   ev.kind = GenerationEvent::Kind::Finished;
@@ -290,7 +287,7 @@ void Engine::finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>&
 }
 
 // Records a sampled id: its event, then whether the request is done.
-void Engine::after_sample(Sequence& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events) {
+void Engine::after_sample(RequestState& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events) {
   s.tokens.push_back(token);
   if (s.generated() == 1) s.stats.first_token_seconds = std::chrono::duration<double>(Clock::now() - s.submitted).count();
   GenerationEvent ev;
@@ -310,35 +307,58 @@ void Engine::after_sample(Sequence& s, int32_t token, std::span<const float> log
   s.decoding = true;
 }
 
+// Leading tokens of the request whose keys and values are in the cache.
+int64_t Engine::computed(const RequestState& s) const { return s.seq >= 0 ? blocks_.length(s.seq) : 0; }
+
 // Claims a cache sequence for the head of the queue when `room_blocks` (free blocks not promised to
-// running sequences) can hold all of its tokens; evicts idle session caches to make that room.
-bool Engine::admit(Sequence& s, int64_t& room_blocks) {
-  const int64_t bt = cache_.geometry().block_tokens;
+// running sequences) can hold all of its tokens; evicts idle session caches to make that room. The
+// prompt's leading tokens are reused from the session's sequence (the longest common prefix) or,
+// without one, from the prefix cache; at least one token is always fed, so there are logits to sample.
+bool Engine::admit(RequestState& s, int64_t& room_blocks) {
+  const int64_t bt = storage_.geometry().block_tokens;
   const int64_t length = static_cast<int64_t>(s.tokens.size());
+  // Prompt log-probabilities need logits at every prompt position: nothing is reused then.
+  const int64_t reusable = s.prompt_logprobs >= 0 ? 0 : length - 1;
   Session* session = s.session ? sessions_.at(s.session).get() : nullptr;
-  auto need = [&] { return session && session->seq >= 0 ? cache_.blocks_needed(session->seq, length) : blocks_for(length, bt); };
-  while (need() > room_blocks) {
-    const int64_t before = cache_.free_blocks();
+  if (session && session->seq >= 0) {
+    // What the session holds past the common prefix is of no use to this request.
+    const auto& cached = session->tokens;
+    const int64_t limit = std::min<int64_t>(static_cast<int64_t>(cached.size()), reusable);
+    int64_t common = 0;
+    while (common < limit && cached[static_cast<size_t>(common)] == s.tokens[static_cast<size_t>(common)]) ++common;
+    if (common < static_cast<int64_t>(cached.size())) {
+      const int64_t before = blocks_.free_blocks();
+      blocks_.truncate(session->seq, common);
+      session->tokens.resize(static_cast<size_t>(common));
+      room_blocks += blocks_.free_blocks() - before;
+    }
+  }
+  std::vector<int32_t> shared;
+  // Blocks the request takes from the pool (shared ones nobody holds come out of the cache).
+  auto need = [&] {
+    if (session && session->seq >= 0) return blocks_.blocks_needed(session->seq, length);
+    if (options_.prefix_cache && reusable > 0)
+      shared = blocks_.match_prefix(std::span<const int32_t>(s.tokens).first(static_cast<size_t>(reusable)), reusable / bt);
+    return kv_blocks_for(length, bt) - static_cast<int64_t>(shared.size()) + blocks_.unreferenced(shared);
+  };
+  for (int64_t n = need(); n > room_blocks; n = need()) {
+    const int64_t before = blocks_.free_blocks();
     if (!evict_idle_session(s.session)) return false;
-    room_blocks += cache_.free_blocks() - before;
+    room_blocks += blocks_.free_blocks() - before;
   }
   room_blocks -= need();
   if (session && session->seq >= 0) {
-    // Reuse the longest common prefix; at least one token is fed so that there are logits to sample.
-    const auto& cached = session->tokens;
-    int64_t common = 0;
-    // Prompt log-probabilities need logits at every prompt position: nothing is reused then.
-    const int64_t limit = s.prompt_logprobs >= 0 ? 0 : std::min<int64_t>(static_cast<int64_t>(cached.size()), length - 1);
-    while (common < limit && cached[static_cast<size_t>(common)] == s.tokens[static_cast<size_t>(common)]) ++common;
     s.seq = session->seq;
-    cache_.truncate(s.seq, common);
-    s.computed = common;
-    if (!s.started) s.stats.reused_tokens = common;
+    if (!s.started) s.stats.reused_tokens = blocks_.length(s.seq);
     session->seq = -1;
     session->tokens.clear();
   } else {
-    s.seq = cache_.add_sequence();
-    s.computed = 0;
+    s.seq = blocks_.add_sequence_sharing(shared);
+    if (!s.started) s.stats.reused_tokens = blocks_.length(s.seq);
+    if (options_.prefix_cache) {
+      totals_.prefix_lookup_tokens += reusable / bt * bt;
+      totals_.prefix_hit_tokens += blocks_.length(s.seq);
+    }
   }
   if (!s.started) {
     s.started = true;
@@ -348,20 +368,20 @@ bool Engine::admit(Sequence& s, int64_t& room_blocks) {
 }
 
 // A prefill chunk computes logits at every position while prompt log-probabilities are still due.
-bool Engine::wants_prompt_logprobs(const Sequence& s) const {
+bool Engine::wants_prompt_logprobs(const RequestState& s) const {
   return !s.decoding && s.prompt_logprobs >= 0 && s.prompt_logprobs_next < s.prompt_tokens;
 }
 
-// Chunk c fed n tokens from position s.computed: row j predicts the token at s.computed + j + 1.
-void Engine::emit_prompt_logprobs(Sequence& s, size_t c, int64_t n, std::vector<PendingEvent>& events) {
+// A chunk fed n tokens from position `start`: its logits row j predicts the token at start + j + 1.
+void Engine::emit_prompt_logprobs(RequestState& s, const StepChunk& chunk, std::vector<PendingEvent>& events) {
   GenerationEvent ev;
   ev.request = s.id;
   ev.kind = GenerationEvent::Kind::PromptLogprobs;
   ev.first_position = s.prompt_logprobs_next;
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t q = s.computed + j + 1;
+  for (int64_t j = 0; j < chunk.rows; ++j) {
+    const int64_t q = chunk.start + j + 1;
     if (q < s.prompt_logprobs_next || q >= s.prompt_tokens) continue;  // sent before (recomputation), or generated
-    const std::span<const float> row(logits_.row(c, j), static_cast<size_t>(vocab_));
+    const std::span<const float> row(logits_.row(chunk.first_logit_row + j), static_cast<size_t>(vocab_));
     ev.logprobs.push_back(position_logprobs(row, s.tokens[static_cast<size_t>(q)], s.prompt_logprobs));
     s.prompt_logprobs_next = q + 1;
   }
@@ -370,16 +390,16 @@ void Engine::emit_prompt_logprobs(Sequence& s, size_t c, int64_t n, std::vector<
 
 // The requests of a failed step end with an error; what their cache sequences hold is unknown, so
 // none is kept (not even for a session).
-void Engine::fail_planned(const std::vector<Sequence*>& ran, const std::string& why, std::vector<PendingEvent>& events) {
+void Engine::fail_planned(const std::vector<RequestState*>& ran, const std::string& why,
+                          std::vector<PendingEvent>& events) {
   ++totals_.failed_steps;
-  for (Sequence* s : ran) {
-    if (s->seq >= 0) cache_.remove_sequence(s->seq);
+  for (RequestState* s : ran) {
+    if (s->seq >= 0) blocks_.remove_sequence(s->seq);
     s->seq = -1;
-    s->computed = 0;
     finish(*s, FinishReason::Error, events);
     events.back().second.error = why;
   }
-  for (Sequence* s : ran) sequences_.erase(s->id);
+  for (RequestState* s : ran) requests_.erase(s->id);
 }
 
 bool Engine::step() {
@@ -387,36 +407,36 @@ bool Engine::step() {
   std::vector<PendingEvent> events;
   // Cancellations take effect before anything runs.
   std::vector<RequestId> cancelled;
-  for (const auto& [id, s] : sequences_)
+  for (const auto& [id, s] : requests_)
     if (s->cancelled) cancelled.push_back(id);
   for (RequestId id : cancelled) {
-    finish(sequence(id), FinishReason::Cancelled, events);
-    sequences_.erase(id);
+    finish(request(id), FinishReason::Cancelled, events);
+    requests_.erase(id);
   }
 
   // Plan: running sequences oldest first (decode tokens always fit the budget: max_sequences <=
   // max_step_tokens), then the queue in order while the budget and the cache allow.
   struct Planned {
-    Sequence* s;
+    RequestState* s;
     int64_t n;
   };
   std::vector<Planned> plan;
   int64_t decoders = 0;
-  for (RequestId id : running_) decoders += sequence(id).decoding ? 1 : 0;
+  for (RequestId id : running_) decoders += request(id).decoding ? 1 : 0;
   int64_t prefill_budget = options_.max_step_tokens - decoders;
   int64_t planned_blocks = 0;
-  auto free_blocks = [&] { return cache_.free_blocks() - planned_blocks; };
+  auto free_blocks = [&] { return blocks_.free_blocks() - planned_blocks; };
   for (size_t i = 0; i < running_.size(); ++i) {
-    Sequence& s = sequence(running_[i]);
-    const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.computed;
+    RequestState& s = request(running_[i]);
+    const int64_t pending = static_cast<int64_t>(s.tokens.size()) - computed(s);
     const int64_t n = s.decoding ? 1 : std::min({pending, options_.prefill_chunk, prefill_budget});
     if (n <= 0) continue;
-    int64_t need = cache_.blocks_needed(s.seq, s.computed + n);
+    int64_t need = blocks_.blocks_needed(s.seq, computed(s) + n);
     bool preempted_self = false;
     while (need > free_blocks()) {
       // Room comes from idle session caches first, then from the newest running sequence (not yet planned).
       if (evict_idle_session(0)) continue;
-      Sequence& victim = sequence(running_.back());
+      RequestState& victim = request(running_.back());
       if (victim.decoding) prefill_budget += 1;
       preempted_self = &victim == &s;
       preempt(victim);
@@ -429,76 +449,82 @@ bool Engine::step() {
   }
   // Admission keeps room for every running sequence's whole pending input, so that a new request
   // does not take blocks a prefill in progress will need. A step that had to preempt admits nothing.
-  int64_t room = cache_.free_blocks();
+  int64_t room = blocks_.free_blocks();
   for (RequestId id : running_) {
-    const Sequence& s = sequence(id);
-    room -= cache_.blocks_needed(s.seq, static_cast<int64_t>(s.tokens.size()));
+    const RequestState& s = request(id);
+    room -= blocks_.blocks_needed(s.seq, static_cast<int64_t>(s.tokens.size()));
   }
   while (last_step_.preempted == 0 && !waiting_.empty() && prefill_budget > 0 &&
          static_cast<int64_t>(running_.size()) < options_.max_sequences) {
-    Sequence& s = sequence(waiting_.front());
+    RequestState& s = request(waiting_.front());
     if (!admit(s, room)) break;
     waiting_.erase(waiting_.begin());
     running_.push_back(s.id);
-    const int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, options_.prefill_chunk, prefill_budget});
+    const int64_t n =
+        std::min({static_cast<int64_t>(s.tokens.size()) - computed(s), options_.prefill_chunk, prefill_budget});
     prefill_budget -= n;
-    planned_blocks += cache_.blocks_needed(s.seq, s.computed + n);
+    planned_blocks += blocks_.blocks_needed(s.seq, computed(s) + n);
     plan.push_back({&s, n});
   }
 
-  Batch batch;
+  // Reserve, run, commit: the engine describes the whole step; the backend only computes it.
+  std::vector<SequenceChunk> chunks;
   for (const Planned& p : plan) {
-    const auto tokens = std::span<const int32_t>(p.s->tokens).subspan(static_cast<size_t>(p.s->computed), static_cast<size_t>(p.n));
-    const bool samples = p.s->computed + p.n == static_cast<int64_t>(p.s->tokens.size());
-    batch.chunks.push_back({p.s->seq, tokens,
-                            wants_prompt_logprobs(*p.s) ? LogitRows::All : samples ? LogitRows::Last : LogitRows::None});
+    const int64_t start = computed(*p.s);
+    const auto tokens = std::span<const int32_t>(p.s->tokens).subspan(static_cast<size_t>(start), static_cast<size_t>(p.n));
+    const bool samples = start + p.n == static_cast<int64_t>(p.s->tokens.size());
+    chunks.push_back({p.s->seq, tokens,
+                      wants_prompt_logprobs(*p.s) ? LogitRows::All : samples ? LogitRows::Last : LogitRows::None});
   }
+  Step step;
   bool ran = false;
   if (!plan.empty()) {
     try {
-      reserve_batch(batch, cache_);
+      step = build_step(chunks, blocks_);
       ran = true;
     } catch (const KvCacheFull&) {
-      // The plan counted every block the engine's own sequences need, so only a user of the cache
-      // outside the engine gets here: make room and plan again on the next step.
+      // The plan counted every block the engine's own sequences need, so this is not expected;
+      // make room and plan again on the next step.
       if (running_.empty()) throw;
-      preempt(sequence(running_.back()));
+      preempt(request(running_.back()));
     }
   }
   if (ran) {
     try {
-      backend_.run(graph_, batch, cache_, logits_);
+      model_.run(step, storage_, logits_);
     } catch (const std::exception& e) {
       ran = false;
-      std::vector<Sequence*> failed;
+      std::vector<RequestState*> failed;
       for (const Planned& p : plan) failed.push_back(p.s);
       fail_planned(failed, e.what(), events);
     }
   }
   if (ran) {
+    commit_step(step, blocks_);
     ++totals_.steps;
     std::vector<RequestId> done;
     for (size_t c = 0; c < plan.size(); ++c) {
-      Sequence& s = *plan[c].s;
+      RequestState& s = *plan[c].s;
+      const StepChunk& chunk = step.chunks[c];
       if (s.decoding) {
         ++last_step_.decode_sequences;
         ++totals_.decode_tokens;
       } else {
         ++last_step_.prefill_sequences;
-        last_step_.prefill_tokens += plan[c].n;
-        s.stats.prefilled_tokens += plan[c].n;
-        totals_.prefill_tokens += plan[c].n;
+        last_step_.prefill_tokens += chunk.rows;
+        s.stats.prefilled_tokens += chunk.rows;
+        totals_.prefill_tokens += chunk.rows;
       }
-      const bool all_rows = batch.chunks[c].logits == LogitRows::All;
-      if (all_rows) emit_prompt_logprobs(s, c, plan[c].n, events);
-      s.computed += plan[c].n;
-      if (s.computed < static_cast<int64_t>(s.tokens.size())) continue;  // more prompt to read
-      const std::span<const float> last(logits_.row(c, all_rows ? plan[c].n - 1 : 0), static_cast<size_t>(vocab_));
+      if (options_.prefix_cache) blocks_.publish(s.seq, s.tokens);
+      if (chunk.logits == LogitRows::All) emit_prompt_logprobs(s, chunk, events);
+      if (computed(s) < static_cast<int64_t>(s.tokens.size())) continue;  // more prompt to read
+      const std::span<const float> last(logits_.row(chunk.first_logit_row + chunk.logit_rows - 1),
+                                        static_cast<size_t>(vocab_));
       const int32_t token = s.sampler.sample(last, s.tokens);
       after_sample(s, token, last, events);
       if (s.finished) done.push_back(s.id);
     }
-    for (RequestId id : done) sequences_.erase(id);
+    for (RequestId id : done) requests_.erase(id);
   }
   for (const auto& [callback, ev] : events)
     if (callback && *callback) (*callback)(ev);

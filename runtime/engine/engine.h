@@ -1,7 +1,9 @@
 // The generation engine: turns requests (token-id prompts plus sampling and stop settings) into
-// streamed tokens and text, running many sequences through one Backend over one PagedKvCache.
+// streamed tokens and text, running many sequences through one prepared model over one KV storage.
 //
-// Each step() is ONE Backend::run over a batch holding a decode token for every running sequence
+// The engine owns each step: it plans the batch, reserves KV blocks (its BlockAllocator), describes
+// the step (step_builder.h), has the backend compute it, then commits the new cache lengths.
+// Each step() is ONE PreparedModel::run over a batch holding a decode token for every running sequence
 // plus prefill chunks of sequences that are still reading their prompt, up to a token budget
 // (continuous batching: requests join and leave between steps). A request whose prompt and
 // max_tokens can never fit the cache or the model's context is refused at submit(); when the cache
@@ -11,6 +13,9 @@
 //
 // Sessions keep a finished request's sequence in the cache with the ids it holds; the next request
 // on the session prefills only what follows the longest common prefix (a chat's earlier turns).
+// Without a session, the prefix cache shares whole blocks between requests whose prompts start
+// with the same tokens (a system prompt, few-shot examples): they are computed once and held by
+// reference; cached blocks nobody holds are reused least-recently-released first.
 //
 // A step whose backend run fails (throws) finishes the requests it ran with FinishReason::Error and
 // the failure's message, frees their blocks, and the engine goes on with the others.
@@ -31,7 +36,7 @@
 
 #include "runtime/engine/sampler.h"
 #include "runtime/graph/backend.h"
-#include "runtime/kv_cache/paged_kv_cache.h"
+#include "runtime/kv_cache/block_allocator.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace sparq {
@@ -52,7 +57,7 @@ const char* finish_reason_name(FinishReason reason);
 
 struct RequestStats {
   int64_t prompt_tokens = 0;     // the request's prompt length
-  int64_t reused_tokens = 0;     // prompt tokens whose keys/values the session already held
+  int64_t reused_tokens = 0;     // prompt tokens whose keys/values were already cached (session or prefix cache)
   int64_t prefilled_tokens = 0;  // tokens run in prefill chunks (recomputation after preemption included)
   int64_t generated_tokens = 0;  // sampled tokens (a stop token included)
   int64_t preemptions = 0;       // times the sequence was evicted to make room and recomputed
@@ -117,6 +122,7 @@ struct EngineOptions {
   int64_t prefill_chunk = 256;    // most prompt tokens one sequence feeds in one step
   int64_t max_sequences = 64;     // sequences running at once (capped at max_step_tokens)
   int64_t context_length = 0;     // most positions of one sequence; 0 = only the cache bounds it
+  bool prefix_cache = true;       // share full KV blocks between requests with a common prompt prefix
   std::vector<int32_t> default_stop_tokens;  // see generation_defaults.h
   // Throws sparq::Error naming the bad field.
   void validate() const;
@@ -132,14 +138,16 @@ struct StepStats {
 struct EngineTotals {
   int64_t steps = 0, prefill_tokens = 0, decode_tokens = 0, preemptions = 0, session_evictions = 0;
   int64_t failed_steps = 0;
+  // Prefix cache: prompt tokens in whole blocks that could have been shared, and those that were.
+  int64_t prefix_lookup_tokens = 0, prefix_hit_tokens = 0;
 };
 
 class Engine {
  public:
-  // graph, backend, cache and tokenizer must outlive the engine; the backend is already prepared.
-  // tokenizer may be null: events then carry no text and stop strings are refused.
-  Engine(const Graph& graph, Backend& backend, PagedKvCache& cache, const Tokenizer* tokenizer,
-         EngineOptions options = {});
+  // model, storage and tokenizer must outlive the engine; storage was made for the model's KV
+  // geometry by the same backend. tokenizer may be null: events then carry no text and stop
+  // strings are refused.
+  Engine(PreparedModel& model, KvStorage& storage, const Tokenizer* tokenizer, EngineOptions options = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -175,45 +183,48 @@ class Engine {
   const EngineTotals& totals() const { return totals_; }
   const EngineOptions& options() const { return options_; }
   int64_t vocab() const { return vocab_; }
+  const BlockAllocator& kv_blocks() const { return blocks_; }
   // Positions one sequence may hold: min(context_length, the whole cache).
   int64_t max_sequence_tokens() const;
 
  private:
-  struct Sequence;
+  struct RequestState;
   struct Session;
   using Clock = std::chrono::steady_clock;
   // An event waiting for the end of the step, with the callback of its request.
   using PendingEvent = std::pair<std::shared_ptr<EventCallback>, GenerationEvent>;
 
-  Sequence& sequence(RequestId id);
+  RequestState& request(RequestId id);
+  int64_t computed(const RequestState& s) const;
   void check_fits(const GenerationRequest& r) const;
-  bool admit(Sequence& s, int64_t& room_blocks);
-  void preempt(Sequence& s);
+  bool admit(RequestState& s, int64_t& room_blocks);
+  void preempt(RequestState& s);
   bool evict_idle_session(SessionId keep);
-  void release(Sequence& s);
-  void finish(Sequence& s, FinishReason reason, std::vector<PendingEvent>& events);
-  void after_sample(Sequence& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events);
-  bool wants_prompt_logprobs(const Sequence& s) const;
-  void emit_prompt_logprobs(Sequence& s, size_t chunk, int64_t n, std::vector<PendingEvent>& events);
-  void fail_planned(const std::vector<Sequence*>& ran, const std::string& why, std::vector<PendingEvent>& events);
+  void release(RequestState& s);
+  void finish(RequestState& s, FinishReason reason, std::vector<PendingEvent>& events);
+  void after_sample(RequestState& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events);
+  bool wants_prompt_logprobs(const RequestState& s) const;
+  void emit_prompt_logprobs(RequestState& s, const StepChunk& chunk, std::vector<PendingEvent>& events);
+  void fail_planned(const std::vector<RequestState*>& ran, const std::string& why, std::vector<PendingEvent>& events);
 
+  PreparedModel& model_;
   const Graph& graph_;
-  Backend& backend_;
-  PagedKvCache& cache_;
+  KvStorage& storage_;
+  BlockAllocator blocks_;
   const Tokenizer* tokenizer_;
   EngineOptions options_;
   int64_t vocab_ = 0;
 
   RequestId next_request_ = 1;
   SessionId next_session_ = 1;
-  std::map<RequestId, std::unique_ptr<Sequence>> sequences_;  // unfinished requests
+  std::map<RequestId, std::unique_ptr<RequestState>> requests_;  // unfinished requests
   std::vector<RequestId> running_;  // admitted, in admission order (the newest is preempted first)
   std::vector<RequestId> waiting_;  // FIFO; preempted sequences go to the front
   std::map<SessionId, std::unique_ptr<Session>> sessions_;
   uint64_t session_clock_ = 0;  // least recently used idle session cache is evicted first
   StepStats last_step_;
   EngineTotals totals_;
-  BatchLogits logits_;  // reused between steps
+  StepLogits logits_;  // reused between steps
 };
 
 }  // namespace sparq

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "models/model_builder.h"
+#include "runtime/model_file/architecture.h"
 #include "runtime/model_file/sparq_reader.h"
 
 namespace sparq {
@@ -37,8 +37,6 @@ std::vector<int32_t> default_stop_token_ids(const ModelFile& file, const Tokeniz
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
-
-int64_t model_context_length(const ModelFile& file) { return std::max<int64_t>(0, model_config(file).max_position); }
 
 EngineOptions engine_options_for(const ModelFile& file, const Tokenizer* tokenizer) {
   EngineOptions o;

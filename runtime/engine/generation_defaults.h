@@ -15,10 +15,8 @@ class ModelFile;
 // (Gemma <end_of_turn>, Llama 3 <|eot_id|> / <|eom_id|>, ChatML <|im_end|>). tokenizer may be null.
 std::vector<int32_t> default_stop_token_ids(const ModelFile& file, const Tokenizer* tokenizer);
 
-// The model's max_position_embeddings (0 when the config has none).
-int64_t model_context_length(const ModelFile& file);
-
-// EngineOptions with the two above filled in.
+// EngineOptions with the stop ids above and the model's context length (model_context_length of
+// runtime/model_file/architecture.h) filled in.
 EngineOptions engine_options_for(const ModelFile& file, const Tokenizer* tokenizer);
 
 }  // namespace sparq

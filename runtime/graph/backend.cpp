@@ -1,39 +1,22 @@
 #include "runtime/graph/backend.h"
 
-#include <map>
-#include <string>
-
 namespace sparq {
 
-int64_t Batch::tokens() const {
-  int64_t n = 0;
-  for (const auto& c : chunks) n += static_cast<int64_t>(c.tokens.size());
-  return n;
+std::vector<std::string> unsupported_ops(const Backend& backend, const Graph& graph, const ModelFile& file) {
+  std::vector<std::string> out;
+  for (const Op& op : graph.ops)
+    if (OpSupport s = backend.supports(op, file); !s.ok) out.push_back(std::string(op_name(op)) + ": " + s.why);
+  return out;
 }
 
-int64_t Batch::logit_rows() const {
-  int64_t n = 0;
-  for (const auto& c : chunks) {
-    const auto len = static_cast<int64_t>(c.tokens.size());
-    n += c.logits == LogitRows::All ? len : c.logits == LogitRows::Last ? std::min<int64_t>(len, 1) : 0;
-  }
-  return n;
-}
-
-void reserve_batch(const Batch& batch, PagedKvCache& cache) {
-  // Count first (a sequence may appear once per batch), so a refusal leaves the cache untouched.
-  std::map<SeqId, int64_t> grow;
-  for (const auto& c : batch.chunks) {
-    if (grow.count(c.seq)) fail("sequence ", c.seq, " appears twice in one batch");
-    grow[c.seq] = cache.length(c.seq) + static_cast<int64_t>(c.tokens.size());
-  }
-  int64_t need = 0;
-  for (const auto& [seq, len] : grow) need += cache.blocks_needed(seq, len);
-  if (need > cache.free_blocks())
-    throw KvCacheFull("the KV cache is full: this step needs " + std::to_string(need) + " more blocks of " +
-                      std::to_string(cache.geometry().block_tokens) + " positions, " +
-                      std::to_string(cache.free_blocks()) + " are free (raise the KV cache budget)");
-  for (const auto& [seq, len] : grow) cache.reserve(seq, len);
+KvCacheGeometry kv_cache_geometry(const Graph& graph, int64_t block_tokens) {
+  KvCacheGeometry g;
+  g.layers = graph.kv.layers;
+  g.kv_heads = graph.kv.kv_heads;
+  g.head_dim = graph.kv.head_dim;
+  g.block_tokens = block_tokens;
+  g.dtype = DType::F32;
+  return g;
 }
 
 }  // namespace sparq

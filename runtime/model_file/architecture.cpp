@@ -1,7 +1,10 @@
 #include "runtime/model_file/architecture.h"
 
+#include <algorithm>
+
 #include "runtime/core/error.h"
 #include "runtime/core/json_fields.h"
+#include "runtime/model_file/sparq_reader.h"
 
 namespace sparq {
 
@@ -41,33 +44,39 @@ ModelConfig parse_model_config(const json& c) {
     fail("config.json: num_attention_heads (", m.heads, ") is not a multiple of num_key_value_heads (", m.kv_heads, ")");
   m.head_dim = c.contains("head_dim") && !c["head_dim"].is_null() ? positive(c, "head_dim") : m.hidden / m.heads;
   m.vocab = positive(c, "vocab_size");
-  m.max_position = json_int_or(c, "max_position_embeddings", 8192, "config.json");
+  m.max_position = std::max<int64_t>(0, json_int_or(c, "max_position_embeddings", 0, "config.json"));
   m.rms_norm_eps = json_number_or(c, "rms_norm_eps", m.family == ArchFamily::Gemma2 ? 1e-6 : 1e-5, "config.json");
-  // transformers >= 5 writes the RoPE settings under "rope_parameters" instead of
-  // rope_theta / rope_scaling; both spellings mean the same.
-  const json* rope = &c;
-  if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) rope = &c["rope_parameters"];
-  m.rope_theta = json_number_or(*rope, "rope_theta", json_number_or(c, "rope_theta", 10000, "config.json"), "config.json");
   m.tie_embeddings = json_bool_or(c, "tie_word_embeddings", m.family == ArchFamily::Gemma2, "config.json");
   m.hidden_act = json_string_or(c, "hidden_activation", json_string_or(c, "hidden_act", "", "config.json"), "config.json");
 
+  // transformers >= 5 writes the RoPE settings under "rope_parameters" instead of rope_theta /
+  // rope_scaling; both spellings mean the same, and rope_scaling wins where a config has both.
+  const json* parameters = c.contains("rope_parameters") && c["rope_parameters"].is_object() ? &c["rope_parameters"] : nullptr;
+  const double theta = json_number_or(c, "rope_theta", 10000, "config.json");
+  m.rope_theta = parameters ? json_number_or(*parameters, "rope_theta", theta, "config.json") : theta;
+
+  const char* scaling_key = "rope_scaling";
   const json* scaling = nullptr;
-  if (c.contains("rope_scaling") && !c["rope_scaling"].is_null()) scaling = &c["rope_scaling"];
-  else if (rope != &c) scaling = rope;
+  if (c.contains("rope_scaling") && !c["rope_scaling"].is_null()) {
+    scaling = &c["rope_scaling"];
+  } else if (parameters) {
+    scaling = parameters;
+    scaling_key = "rope_parameters";
+  }
   if (scaling) {
     const json& rs = *scaling;
-    std::string type = json_string_or(rs, "rope_type", json_string_or(rs, "type", "", "rope_scaling"), "rope_scaling");
+    std::string type = json_string_or(rs, "rope_type", json_string_or(rs, "type", "", scaling_key), scaling_key);
     if (type == "llama3") {
       m.rope_scaling.type = type;
-      m.rope_scaling.factor = json_number(rs, "factor", "rope_scaling");
-      m.rope_scaling.low_freq_factor = json_number(rs, "low_freq_factor", "rope_scaling");
-      m.rope_scaling.high_freq_factor = json_number(rs, "high_freq_factor", "rope_scaling");
-      m.rope_scaling.original_max_position = json_int(rs, "original_max_position_embeddings", "rope_scaling");
+      m.rope_scaling.factor = json_number(rs, "factor", scaling_key);
+      m.rope_scaling.low_freq_factor = json_number(rs, "low_freq_factor", scaling_key);
+      m.rope_scaling.high_freq_factor = json_number(rs, "high_freq_factor", scaling_key);
+      m.rope_scaling.original_max_position = json_int(rs, "original_max_position_embeddings", scaling_key);
       if (m.rope_scaling.factor <= 0 || m.rope_scaling.high_freq_factor <= m.rope_scaling.low_freq_factor ||
           m.rope_scaling.original_max_position <= 0)
-        fail("config.json: invalid llama3 rope_scaling values");
+        fail("config.json: invalid llama3 ", scaling_key, " values");
     } else if (type != "default" && !type.empty()) {
-      fail("config.json: rope_scaling type \"", type, "\" is not supported (supported: llama3)");
+      fail("config.json: ", scaling_key, " type \"", type, "\" is not supported (supported: default, llama3)");
     }
   }
   if (m.family == ArchFamily::Gemma2) {
@@ -78,6 +87,10 @@ ModelConfig parse_model_config(const json& c) {
   }
   return m;
 }
+
+ModelConfig model_config(const ModelFile& file) { return parse_model_config(file.metadata().at("config")); }
+
+int64_t model_context_length(const ModelFile& file) { return model_config(file).max_position; }
 
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& m) {
   std::vector<ExpectedTensor> out;

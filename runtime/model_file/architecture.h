@@ -20,7 +20,7 @@ struct ModelConfig {
   ArchFamily family = ArchFamily::Llama;
   std::string hf_architecture;  // "Gemma2ForCausalLM", "LlamaForCausalLM"
   int64_t hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
-  int64_t max_position = 0;
+  int64_t max_position = 0;  // max_position_embeddings; 0 when the config has none
   bool tie_embeddings = false;
   double rms_norm_eps = 1e-6, rope_theta = 10000;
   RopeScaling rope_scaling;
@@ -31,7 +31,18 @@ struct ModelConfig {
 };
 
 // Throws sparq::Error naming the missing or invalid field, or the unsupported architecture.
+// max_position is 0 when config.json has no max_position_embeddings.
 ModelConfig parse_model_config(const nlohmann::json& config);
+
+class ModelFile;
+
+// The config.json a model file carries, parsed.
+ModelConfig model_config(const ModelFile& file);
+
+// The most positions one sequence may hold: max_position_embeddings, or 0 when the config has
+// none (then only the KV cache bounds a sequence).
+int64_t model_context_length(const ModelFile& file);
+
 std::string family_name(ArchFamily f);
 
 struct ExpectedTensor {

@@ -26,8 +26,8 @@ struct LayoutSize {
 };
 LayoutSize layout_bytes(Layout l, DType t, std::span<const int64_t> shape);
 
-// Sparse24 positions: each kept value's index (0..3) inside its group of 4 columns, 2 bits each;
-// a group's two positions form a nibble (first | second << 2), two groups per byte, even group low.
+// Sparse24 sizes: the kept values, and one row's positions (runtime/model_file/sparse24.h encodes
+// and decodes them).
 inline uint64_t sparse24_values_bytes(int64_t rows, int64_t cols, unsigned itemsize) {
   return static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols / 2) * itemsize;
 }

@@ -16,8 +16,6 @@ std::string special_token_text(const nlohmann::json& v) {
   return {};
 }
 
-}  // namespace
-
 void add_special_token_variables(const nlohmann::json& tokenizer_config, const nlohmann::json& special_tokens_map,
                                  ChatTemplateOptions& options) {
   for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"}) {
@@ -30,6 +28,24 @@ void add_special_token_variables(const nlohmann::json& tokenizer_config, const n
     else if (std::string_view(key) == "eos_token") options.eos_token = v;
     else options.variables[key] = v;
   }
+}
+
+}  // namespace
+
+ChatTemplateOptions chat_template_options(const nlohmann::json& tokenizer_config, const nlohmann::json& special_tokens_map,
+                                          bool add_generation_prompt, const nlohmann::ordered_json& variables) {
+  ChatTemplateOptions o;
+  o.add_generation_prompt = add_generation_prompt;
+  add_special_token_variables(tokenizer_config, special_tokens_map, o);
+  if (!variables.is_object()) return o;
+  for (auto it = variables.begin(); it != variables.end(); ++it) {
+    const auto& v = it.value();
+    if (it.key() == "bos_token" && v.is_string()) o.bos_token = v.get<std::string>();
+    else if (it.key() == "eos_token" && v.is_string()) o.eos_token = v.get<std::string>();
+    else if (it.key() == "add_generation_prompt" && v.is_boolean()) o.add_generation_prompt = add_generation_prompt && v.get<bool>();
+    else o.variables[it.key()] = v;
+  }
+  return o;
 }
 
 ChatTemplate::ChatTemplate(const std::string& source)

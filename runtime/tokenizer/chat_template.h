@@ -25,11 +25,14 @@ struct ChatTemplateOptions {
   int64_t max_loop_iterations = 5'000'000;
 };
 
-// As transformers does: every special token of the tokenizer (bos, eos, unk, pad, sep, cls, mask;
-// from tokenizer_config.json, else special_tokens_map.json; a string or {"content": ...}) becomes a
-// template variable of `options`.
-void add_special_token_variables(const nlohmann::json& tokenizer_config, const nlohmann::json& special_tokens_map,
-                                 ChatTemplateOptions& options);
+// The options transformers' apply_chat_template renders with: every special token of the tokenizer
+// (bos, eos, unk, pad, sep, cls, mask; from tokenizer_config.json, else special_tokens_map.json; a
+// string or {"content": ...}) as a template variable, then the caller's variables (a string
+// bos_token / eos_token replaces the tokenizer's; a boolean add_generation_prompt can turn the
+// generation prompt off, not on).
+ChatTemplateOptions chat_template_options(const nlohmann::json& tokenizer_config, const nlohmann::json& special_tokens_map,
+                                          bool add_generation_prompt,
+                                          const nlohmann::ordered_json& variables = nlohmann::ordered_json::object());
 
 class ChatTemplate {
  public:

@@ -17,9 +17,10 @@ class ModelFile;
 
 struct LoadedTokenizer {
   std::shared_ptr<const Tokenizer> tokenizer;
-  nlohmann::json config;      // tokenizer_config.json, or null
-  std::string chat_template;  // empty when the model ships none
-  std::string bos_token;      // e.g. "<bos>", "<|begin_of_text|>"; empty when unknown
+  nlohmann::json config;              // tokenizer_config.json, or null
+  nlohmann::json special_tokens_map;  // special_tokens_map.json, or null
+  std::string chat_template;          // empty when the model ships none
+  std::string bos_token;              // e.g. "<bos>", "<|begin_of_text|>"; empty when unknown
   std::string eos_token;
 };
 
@@ -36,6 +37,16 @@ struct TokenizerSources {
 LoadedTokenizer load_tokenizer(const std::string& path);
 LoadedTokenizer load_tokenizer(const TokenizerSources& sources);
 LoadedTokenizer load_tokenizer(const ModelFile& model);
+
+// The chat template and the configuration its special-token variables come from, without the
+// tokenizer itself (a directory with tokenizer_config.json alone is enough).
+struct ChatTemplateSource {
+  std::string chat_template;          // empty when the model ships none
+  nlohmann::json config;              // tokenizer_config.json, or null
+  nlohmann::json special_tokens_map;  // special_tokens_map.json, or null
+};
+ChatTemplateSource load_chat_template_source(const std::string& path);
+ChatTemplateSource load_chat_template_source(const ModelFile& model);
 
 // The chat template of a tokenizer_config.json: a string, or a list of {name, template} from which
 // "default" is taken. Empty when there is none.

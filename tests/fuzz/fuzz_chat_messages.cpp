@@ -35,7 +35,7 @@ struct Model {
     const auto config = nlohmann::json::parse(read_all(dir + "tokenizer_config.json"));
     const auto special = nlohmann::json::parse(read_all(dir + "special_tokens_map.json"));
     chat = std::make_unique<sparq::ChatTemplate>(config.at("chat_template").get<std::string>());
-    sparq::add_special_token_variables(config, special, options);
+    options = sparq::chat_template_options(config, special, true);
     options.now = 1721995200;
     options.max_loop_iterations = 200000;
   }

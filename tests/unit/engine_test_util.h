@@ -12,6 +12,7 @@
 #include "models/model_builder.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generation_defaults.h"
+#include "runtime/engine/step_builder.h"
 #include "runtime/model_file/sparq_reader.h"
 #include "runtime/tokenizer/tokenizer_loader.h"
 #include "test_util.h"
@@ -33,36 +34,57 @@ struct FixtureModel {
   ModelFile file;
   Graph graph;
   std::unique_ptr<Backend> backend;
+  std::unique_ptr<PreparedModel> prepared;
   LoadedTokenizer tok;
   explicit FixtureModel(const std::string& name, int threads = 2)
       : scratch("engine-" + name),
         file(open_converted_fixture(scratch, name)),
         graph(build_model_graph(file)),
         backend(make_cpu_backend({threads, true})),
-        tok(load_tokenizer(file)) {
-    backend->prepare(graph, file);
-  }
+        prepared(backend->prepare(graph, file)),
+        tok(load_tokenizer(file)) {}
   int64_t vocab() const { return graph.widths[static_cast<size_t>(graph.logits)]; }
-  // A cache of `blocks` blocks of `block_tokens` positions.
-  PagedKvCache cache(int64_t blocks, int64_t block_tokens = 4) const {
-    KvCacheGeometry geo{graph.kv.layers, graph.kv.kv_heads, graph.kv.head_dim, block_tokens};
-    return PagedKvCache(geo, geo.block_bytes() * static_cast<uint64_t>(blocks));
+  // KV storage of `blocks` blocks of `block_tokens` positions.
+  std::unique_ptr<KvStorage> cache(int64_t blocks, int64_t block_tokens = 4) const {
+    const KvCacheGeometry geo = kv_cache_geometry(graph, block_tokens);
+    return backend->create_kv_storage(geo, geo.block_bytes() * static_cast<uint64_t>(blocks));
   }
 };
 
+// A prepared model stepped directly, without an engine: its own KV storage and block allocator.
+struct DirectRun {
+  PreparedModel& model;
+  std::unique_ptr<KvStorage> storage;
+  BlockAllocator blocks;
+  DirectRun(const FixtureModel& m, int64_t blocks, int64_t block_tokens = 4)
+      : model(*m.prepared), storage(m.cache(blocks, block_tokens)), blocks(storage->blocks(), block_tokens) {}
+  DirectRun(PreparedModel& model, std::unique_ptr<KvStorage> kv)
+      : model(model), storage(std::move(kv)), blocks(storage->blocks(), storage->geometry().block_tokens) {}
+  // Runs one step; returns its description (chunks[c].first_logit_row locates a chunk's logits).
+  Step run(const std::vector<SequenceChunk>& chunks, StepLogits& out) {
+    Step step = build_step(chunks, blocks);
+    model.run(step, *storage, out);
+    commit_step(step, blocks);
+    return step;
+  }
+};
+
+// Every block of the engine's KV cache is free again (cached prefix blocks count as free).
+inline bool all_blocks_free(const Engine& e) { return e.kv_blocks().free_blocks() == e.kv_blocks().total_blocks(); }
+
 // Greedy tokens straight from the backend, no engine: the independent path the engine is checked against.
 inline std::vector<int32_t> reference_greedy(FixtureModel& m, const std::vector<int32_t>& prompt, int n) {
-  PagedKvCache cache = m.cache(static_cast<int64_t>(prompt.size()) / 4 + n / 4 + 2);
-  const SeqId seq = cache.add_sequence();
-  BatchLogits out;
-  m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt), LogitRows::Last}}}, cache, out);
+  DirectRun direct(m, static_cast<int64_t>(prompt.size()) / 4 + n / 4 + 2);
+  const SeqId seq = direct.blocks.add_sequence();
+  StepLogits out;
+  direct.run({{seq, std::span<const int32_t>(prompt), LogitRows::Last}}, out);
   std::vector<int32_t> ids;
   while (true) {
     const float* row = out.row(0);
     const int32_t next = static_cast<int32_t>(std::max_element(row, row + out.vocab) - row);  // lowest id on ties
     ids.push_back(next);
     if (static_cast<int>(ids.size()) == n) return ids;
-    m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(&ids.back(), 1), LogitRows::Last}}}, cache, out);
+    direct.run({{seq, std::span<const int32_t>(&ids.back(), 1), LogitRows::Last}}, out);
   }
 }
 

@@ -21,7 +21,7 @@ TEST_CASE("INT8 dynamic quantization matches round-half-even on every row length
     std::fill(x.begin() + 2 * cols, x.end(), 0.0f);  // row 2: all zero
     std::vector<int8_t> q(x.size());
     std::vector<float> s(static_cast<size_t>(rows));
-    sparq::cpu::quantize_int8_dynamic(x.data(), rows, cols, false, q.data(), s.data());
+    sparq::cpu::quantize_int8_dynamic(x.data(), rows, cols, false, q.data(), s.data(), 2);
     for (int64_t r = 0; r < rows; ++r) {
       float a = 0;
       for (int64_t c = 0; c < cols; ++c) a = std::max(a, std::fabs(x[static_cast<size_t>(r * cols + c)]));

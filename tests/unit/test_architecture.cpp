@@ -33,6 +33,16 @@ TEST_CASE("llama3 rope scaling is read from rope_scaling and from transformers 5
   json d = llama();
   d["rope_parameters"] = {{"rope_theta", 10000.0}, {"rope_type", "default"}};
   CHECK(parse_model_config(d).rope_scaling.type.empty());
+  json e = llama();
+  e["rope_parameters"] = {{"rope_theta", 10000.0}, {"rope_type", "yarn"}, {"factor", 4.0}};
+  CHECK_THROWS_WITH(parse_model_config(e), Catch::Contains("rope_parameters type \"yarn\""));
+}
+
+TEST_CASE("the context length is max_position_embeddings, 0 when the config has none", "[architecture]") {
+  json c = llama();
+  CHECK(parse_model_config(c).max_position == 0);
+  c["max_position_embeddings"] = 4096;
+  CHECK(parse_model_config(c).max_position == 4096);
 }
 
 TEST_CASE("Gemma 2 defaults follow the architecture", "[architecture]") {

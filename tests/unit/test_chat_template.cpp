@@ -190,3 +190,22 @@ TEST_CASE("chat template: the real model templates with their tokens", "[chat_te
             "<|start_header_id|>assistant<|end_header_id|>\n\n");
   }
 }
+
+TEST_CASE("template options: the tokenizer's special tokens, then the caller's variables", "[chat_template]") {
+  const nlohmann::json config = {{"bos_token", "<s>"}, {"eos_token", {{"content", "</s>"}}}};
+  const nlohmann::json special = {{"bos_token", "<not this>"}, {"unk_token", "<unk>"}};
+  ChatTemplateOptions o = sparq::chat_template_options(config, special, true);
+  CHECK(o.bos_token == "<s>");
+  CHECK(o.eos_token == "</s>");
+  CHECK(o.variables.at("unk_token") == "<unk>");
+  CHECK(o.add_generation_prompt);
+
+  nlohmann::ordered_json vars = {{"bos_token", "<B>"}, {"add_generation_prompt", false}, {"tools", nlohmann::ordered_json::array()}};
+  o = sparq::chat_template_options(config, special, true, vars);
+  CHECK(o.bos_token == "<B>");
+  CHECK_FALSE(o.add_generation_prompt);
+  CHECK(o.variables.contains("tools"));
+  CHECK_FALSE(o.variables.contains("add_generation_prompt"));
+  vars["add_generation_prompt"] = true;  // cannot turn on what the caller turned off
+  CHECK_FALSE(sparq::chat_template_options(config, special, false, vars).add_generation_prompt);
+}

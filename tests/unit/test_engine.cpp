@@ -34,11 +34,11 @@ TEST_CASE("batched steps give the same greedy tokens as one sequence at a time",
       std::vector<std::vector<int32_t>> expected;
       for (const auto& p : prompts) expected.push_back(reference_greedy(m, p, kTokens));
 
-      PagedKvCache cache = m.cache(256);
+      auto cache = m.cache(256);
       EngineOptions opt;
       opt.prefill_chunk = 8;  // several chunks per prompt, crossing blocks and Gemma's sliding window
       opt.max_step_tokens = 20;
-      Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+      Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
       std::deque<Collected> got(prompts.size());
       for (size_t i = 0; i < prompts.size(); ++i) engine.submit(greedy_request(prompts[i], kTokens, got[i]));
       const bool mixed = run_recording_mixed_steps(engine);
@@ -53,7 +53,7 @@ TEST_CASE("batched steps give the same greedy tokens as one sequence at a time",
         // The streamed text is the decode of the ids (no partial characters lost or doubled).
         CHECK(got[i].text == m.tok.tokenizer->decode(got[i].ids, true));
       }
-      CHECK(cache.free_blocks() == cache.total_blocks());
+      CHECK(all_blocks_free(engine));
       CHECK(engine.totals().decode_tokens == static_cast<int64_t>(prompts.size()) * (kTokens - 1));
     }
   }
@@ -62,10 +62,10 @@ TEST_CASE("batched steps give the same greedy tokens as one sequence at a time",
 TEST_CASE("sequences join and leave between steps", "[engine]") {
   FixtureModel m("llama-w8a8-int8");
   const auto prompts = engine_test_prompts(m);
-  PagedKvCache cache = m.cache(256);
+  auto cache = m.cache(256);
   EngineOptions opt;
   opt.prefill_chunk = 16;
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
   std::deque<Collected> got(prompts.size() + 1);
   const std::vector<int> lengths = {5, 14, 9, 3, 7};
   engine.submit(greedy_request(prompts[0], lengths[0], got[0]));
@@ -89,7 +89,7 @@ TEST_CASE("sequences join and leave between steps", "[engine]") {
     CHECK(got[i].ids == reference_greedy(m, prompts[prompt_of[i]], lengths[i]));
     CHECK(got[i].finished == 1);
   }
-  CHECK(cache.free_blocks() == cache.total_blocks());
+  CHECK(all_blocks_free(engine));
 }
 
 TEST_CASE("seeded sampling gives the same tokens alone and in a batch", "[engine]") {
@@ -100,8 +100,8 @@ TEST_CASE("seeded sampling gives the same tokens alone and in a batch", "[engine
   sp.top_k = 40;
   sp.repeat_penalty = 1.1f;
   auto run = [&](const std::vector<size_t>& which, size_t watch) {
-    PagedKvCache cache = m.cache(256);
-    Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get());
+    auto cache = m.cache(256);
+    Engine engine(*m.prepared, *cache, m.tok.tokenizer.get());
     std::deque<Collected> got(which.size());
     for (size_t i = 0; i < which.size(); ++i) {
       GenerationRequest r = greedy_request(prompts[which[i]], 16, got[i]);
@@ -121,10 +121,10 @@ TEST_CASE("seeded sampling gives the same tokens alone and in a batch", "[engine
 TEST_CASE("a request that can never fit is refused and changes nothing", "[engine]") {
   FixtureModel m("llama-w8a8-int8");
   const auto prompts = engine_test_prompts(m);
-  PagedKvCache cache = m.cache(8);  // 32 positions
+  auto cache = m.cache(8);  // 32 positions
   EngineOptions opt;
   opt.context_length = 24;
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
   Collected c;
   const auto& p = prompts[0];  // 14 tokens with BOS
   REQUIRE(p.size() < 20);
@@ -136,7 +136,7 @@ TEST_CASE("a request that can never fit is refused and changes nothing", "[engin
     CHECK_THAT(e.what(), Catch::Contains("context length of 24"));
   }
   // Over the whole cache.
-  Engine roomy(m.graph, *m.backend, cache, m.tok.tokenizer.get());
+  Engine roomy(*m.prepared, *cache, m.tok.tokenizer.get());
   try {
     roomy.submit(greedy_request(p, 40, c));
     FAIL("the request over the KV cache was accepted");
@@ -157,7 +157,7 @@ TEST_CASE("a request that can never fit is refused and changes nothing", "[engin
   GenerationRequest busy_session = greedy_request(p, 4, c);
   busy_session.session = 99;
   CHECK_THROWS_WITH(roomy.submit(std::move(busy_session)), Catch::Contains("no open session"));
-  Engine no_text(m.graph, *m.backend, cache, nullptr);
+  Engine no_text(*m.prepared, *cache, nullptr);
   GenerationRequest with_stop = greedy_request(p, 4, c);
   with_stop.stop_strings = {"x"};
   CHECK_THROWS_WITH(no_text.submit(std::move(with_stop)), Catch::Contains("tokenizer"));
@@ -165,7 +165,7 @@ TEST_CASE("a request that can never fit is refused and changes nothing", "[engin
   CHECK(engine.idle());
   CHECK(roomy.idle());
   CHECK(roomy.waiting() == 0);
-  CHECK(cache.free_blocks() == cache.total_blocks());
+  CHECK(all_blocks_free(no_text));
   CHECK(c.ids.empty());
   CHECK(c.finished == 0);
   // The engine still works, and a request that fits exactly (32 positions) runs.
@@ -182,8 +182,10 @@ TEST_CASE("queued requests wait for room and proceed when it frees", "[engine]")
   // Room for one of these requests at a time: admission needs the blocks of a whole prompt.
   const int64_t blocks = (p + 8 + 3) / 4 + 1;
   REQUIRE(2 * ((p + 3) / 4) > blocks);
-  PagedKvCache cache = m.cache(blocks);
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get());
+  auto cache = m.cache(blocks);
+  EngineOptions opt;
+  opt.prefix_cache = false;  // identical prompts would share blocks and all fit at once
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
   std::deque<Collected> got(3);
   const std::vector<int> lengths = {8, 6, 7};
   for (size_t i = 0; i < lengths.size(); ++i) engine.submit(greedy_request(prompt, lengths[i], got[i]));
@@ -203,7 +205,7 @@ TEST_CASE("queued requests wait for room and proceed when it frees", "[engine]")
     CHECK(got[i].stats.queued_seconds <= got[i].stats.total_seconds);
   }
   CHECK(got[2].stats.queued_seconds > got[0].stats.queued_seconds);
-  CHECK(cache.free_blocks() == cache.total_blocks());
+  CHECK(all_blocks_free(engine));
 }
 
 TEST_CASE("preemption recomputes a sequence without changing its tokens", "[engine]") {
@@ -214,10 +216,10 @@ TEST_CASE("preemption recomputes a sequence without changing its tokens", "[engi
       // Both prompts fit when admitted; growing to 24 more tokens each does not.
       const int n = 24;
       const int64_t blocks = (static_cast<int64_t>(prompts[0].size() + prompts[3].size()) + n) / 4 + 2;
-      PagedKvCache cache = m.cache(blocks);
+      auto cache = m.cache(blocks);
       EngineOptions opt;
       opt.prefill_chunk = 8;
-      Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+      Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
       std::deque<Collected> got(2);
       SamplingParams sampled;
       sampled.temperature = 0.7f;
@@ -235,8 +237,8 @@ TEST_CASE("preemption recomputes a sequence without changing its tokens", "[engi
       CHECK(got[0].ids == reference_greedy(m, prompts[0], n));
 
       // The sampled one against the same request alone in a cache with room to spare.
-      PagedKvCache big = m.cache(256);
-      Engine alone(m.graph, *m.backend, big, m.tok.tokenizer.get(), opt);
+      auto big = m.cache(256);
+      Engine alone(*m.prepared, *big, m.tok.tokenizer.get(), opt);
       Collected solo;
       GenerationRequest again = greedy_request(prompts[3], n, solo);
       again.sampling = sampled;
@@ -245,7 +247,7 @@ TEST_CASE("preemption recomputes a sequence without changing its tokens", "[engi
       CHECK(solo.stats.preemptions == 0);
       CHECK(got[1].ids == solo.ids);
       CHECK(got[1].text == solo.text);
-      CHECK(cache.free_blocks() == cache.total_blocks());
+      CHECK(all_blocks_free(alone));
     }
   }
 }
@@ -253,10 +255,10 @@ TEST_CASE("preemption recomputes a sequence without changing its tokens", "[engi
 TEST_CASE("cancel stops a running or queued request before the next step", "[engine]") {
   FixtureModel m("gemma2-bf16");
   const auto prompts = engine_test_prompts(m);
-  PagedKvCache cache = m.cache(256);
+  auto cache = m.cache(256);
   EngineOptions opt;
   opt.max_sequences = 2;  // the third request waits in the queue
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
   std::deque<Collected> got(3);
   const RequestId a = engine.submit(greedy_request(prompts[0], 20, got[0]));
   engine.submit(greedy_request(prompts[1], 10, got[1]));
@@ -279,16 +281,16 @@ TEST_CASE("cancel stops a running or queued request before the next step", "[eng
   engine.run_until_idle();
   CHECK(got[1].ids == reference_greedy(m, prompts[1], 10));
   CHECK(got[1].reason == FinishReason::Length);
-  CHECK(cache.free_blocks() == cache.total_blocks());
+  CHECK(all_blocks_free(engine));
 }
 
 TEST_CASE("max_tokens 0 runs to the context limit", "[engine]") {
   FixtureModel m("llama-w8a8-int8");
   const auto prompts = engine_test_prompts(m);
-  PagedKvCache cache = m.cache(64);
+  auto cache = m.cache(64);
   EngineOptions opt;
   opt.context_length = 20;
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
   Collected c;
   engine.submit(greedy_request(prompts[0], 0, c));
   engine.run_until_idle();
@@ -302,22 +304,22 @@ TEST_CASE("logprobs of prompt and sampled tokens are the log-softmax of the back
   const auto prompt = engine_test_prompts(m)[2];  // long enough for several chunks
   const auto n = static_cast<int64_t>(prompt.size());
   // Independent path: every prompt position's logits straight from the backend, log-softmax in double.
-  PagedKvCache ref_cache = m.cache(64);
-  const SeqId seq = ref_cache.add_sequence();
-  BatchLogits rows;
-  m.backend->run(m.graph, Batch{{{seq, std::span<const int32_t>(prompt), LogitRows::All}}}, ref_cache, rows);
+  DirectRun direct(m, 64);
+  const SeqId seq = direct.blocks.add_sequence();
+  StepLogits rows;
+  direct.run({{seq, std::span<const int32_t>(prompt), LogitRows::All}}, rows);
   auto log_softmax_at = [&](int64_t row, int32_t id) {
-    const float* r = rows.row(0, row);
+    const float* r = rows.row(row);
     double mx = -1e300, sum = 0;
     for (int64_t v = 0; v < rows.vocab; ++v) mx = std::max(mx, static_cast<double>(r[v]));
     for (int64_t v = 0; v < rows.vocab; ++v) sum += std::exp(r[v] - mx);
     return r[id] - mx - std::log(sum);
   };
 
-  PagedKvCache cache = m.cache(64);
+  auto cache = m.cache(64);
   EngineOptions opt;
   opt.prefill_chunk = 7;
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
   std::vector<PositionLogprobs> prompt_lp, token_lp;
   std::vector<int32_t> ids;
   int64_t next_position = 1;

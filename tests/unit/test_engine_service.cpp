@@ -51,26 +51,21 @@ GenerationRequest greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
   return r;
 }
 
-// Delegates to a real backend; the run numbered `fail_at` (1-based, 0 = none) throws instead, and
-// every run takes at least `delay` (so that a long request is still running when the test acts).
-class TestBackend final : public Backend {
+// Delegates to a real prepared model; the run numbered `fail_at` (1-based, 0 = none) throws instead,
+// and every run takes at least `delay` (so that a long request is still running when the test acts).
+class TestModel final : public PreparedModel {
  public:
-  TestBackend(Backend& inner, int fail_at, std::chrono::milliseconds delay = 0ms)
+  TestModel(PreparedModel& inner, int fail_at, std::chrono::milliseconds delay = 0ms)
       : inner_(inner), fail_at_(fail_at), delay_(delay) {}
-  std::string name() const override { return "test"; }
-  std::vector<std::string> unsupported(const Graph& g, const ModelFile& f) const override { return inner_.unsupported(g, f); }
-  void prepare(const Graph& g, const ModelFile& f) override { inner_.prepare(g, f); }
-  void run(const Graph& g, const Batch& b, PagedKvCache& c, BatchLogits& out) override {
+  const Graph& graph() const override { return inner_.graph(); }
+  void run(const Step& step, KvStorage& storage, StepLogits& out) override {
     std::this_thread::sleep_for(delay_);
-    if (++runs_ == fail_at_) {
-      reserve_batch(b, c);  // as a real backend that failed half way: blocks taken, nothing valid
-      fail("injected kernel failure");
-    }
-    inner_.run(g, b, c, out);
+    if (++runs_ == fail_at_) fail("injected kernel failure");  // the step's blocks are reserved, nothing valid
+    inner_.run(step, storage, out);
   }
 
  private:
-  Backend& inner_;
+  PreparedModel& inner_;
   int fail_at_;
   std::chrono::milliseconds delay_;
   int runs_ = 0;
@@ -85,11 +80,11 @@ TEST_CASE("service: concurrent callers get the same greedy tokens as the engine 
   std::vector<std::vector<int32_t>> expected;
   for (int c = 0; c < kCallers; ++c) expected.push_back(reference_greedy(m, prompts[c % prompts.size()], 6 + c));
 
-  PagedKvCache cache = m.cache(256);
+  auto cache = m.cache(256);
   EngineOptions opt;
   opt.prefill_chunk = 8;
   opt.max_step_tokens = 24;
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
   EngineService service(engine);
   std::vector<Read> got(kCallers);
   std::vector<std::thread> callers;
@@ -121,14 +116,14 @@ TEST_CASE("service: concurrent callers get the same greedy tokens as the engine 
   CHECK(s.finished == kCallers);
   CHECK(s.failed == 0);
   service.stop();
-  CHECK(cache.free_blocks() == cache.total_blocks());
+  CHECK(all_blocks_free(engine));
 }
 
 TEST_CASE("service: cancel from another thread stops a request and frees its blocks", "[service]") {
   FixtureModel m("llama-w8a8-int8", 1);
-  PagedKvCache cache = m.cache(256);
-  TestBackend slow(*m.backend, 0, 5ms);  // 900 tokens would take 4.5 s
-  Engine engine(m.graph, slow, cache, m.tok.tokenizer.get());
+  auto cache = m.cache(256);
+  TestModel slow(*m.prepared, 0, 5ms);  // 900 tokens would take 4.5 s
+  Engine engine(slow, *cache, m.tok.tokenizer.get());
   EngineService service(engine);
   auto stream = service.submit(greedy(engine_test_prompts(m)[0], 900));
   REQUIRE(stream->next(60s).has_value());  // running: its first token arrived
@@ -140,16 +135,16 @@ TEST_CASE("service: cancel from another thread stops a request and frees its blo
   CHECK(r.ids.size() < 899);
   CHECK(service.drain(10s));
   service.stop();
-  CHECK(cache.free_blocks() == cache.total_blocks());
+  CHECK(all_blocks_free(engine));
 }
 
 TEST_CASE("service: a failing step ends its requests with the error and the service goes on", "[service]") {
   FixtureModel m("llama-w8a8-int8", 1);
   const auto prompts = engine_test_prompts(m);
   const auto expected = reference_greedy(m, prompts[1], 5);
-  TestBackend flaky(*m.backend, 3);
-  PagedKvCache cache = m.cache(256);
-  Engine engine(m.graph, flaky, cache, m.tok.tokenizer.get());
+  TestModel flaky(*m.prepared, 3);
+  auto cache = m.cache(256);
+  Engine engine(flaky, *cache, m.tok.tokenizer.get());
   EngineService service(engine);
   auto first = service.submit(greedy(prompts[0], 20));
   const Read failed = read_all(*first);
@@ -166,17 +161,17 @@ TEST_CASE("service: a failing step ends its requests with the error and the serv
   CHECK(service.stats().failed == 1);
   CHECK(engine.totals().failed_steps == 1);
   service.stop();
-  CHECK(cache.free_blocks() == cache.total_blocks());
+  CHECK(all_blocks_free(engine));
 }
 
 TEST_CASE("service: a full queue and a draining service refuse new requests", "[service]") {
   FixtureModel m("llama-w8a8-int8", 1);
   const auto prompts = engine_test_prompts(m);
-  PagedKvCache cache = m.cache(256);
+  auto cache = m.cache(256);
   EngineOptions opt;
   opt.max_sequences = 1;  // one runs, the rest wait
-  TestBackend slow(*m.backend, 0, 5ms);  // 900 tokens would take 4.5 s
-  Engine engine(m.graph, slow, cache, m.tok.tokenizer.get(), opt);
+  TestModel slow(*m.prepared, 0, 5ms);  // 900 tokens would take 4.5 s
+  Engine engine(slow, *cache, m.tok.tokenizer.get(), opt);
   EngineServiceOptions sopt;
   sopt.max_waiting = 1;
   EngineService service(engine, sopt);
@@ -200,5 +195,5 @@ TEST_CASE("service: a full queue and a draining service refuse new requests", "[
   CHECK_THROWS_WITH(service.submit(greedy(prompts[3], 3)), Catch::Contains("shutting down"));
   CHECK(service.stats().refused == 3);
   service.stop();
-  CHECK(cache.free_blocks() == cache.total_blocks());
+  CHECK(all_blocks_free(engine));
 }

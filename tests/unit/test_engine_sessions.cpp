@@ -42,10 +42,11 @@ TEST_CASE("a session prefills only what follows the cached prefix", "[engine]") 
     SECTION(name) {
       FixtureModel m(name);
       const auto prompts = engine_test_prompts(m);
-      PagedKvCache cache = m.cache(256);
+      auto cache = m.cache(256);
       EngineOptions opt;
       opt.prefill_chunk = 8;
-      Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+      opt.prefix_cache = false;  // reuse counted here comes from the session alone
+      Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
       const SessionId chat = engine.open_session();
 
       // Turn 1: the whole prompt is prefilled; the sequence stays cached with every fed id.
@@ -57,7 +58,7 @@ TEST_CASE("a session prefills only what follows the cached prefix", "[engine]") 
       const auto held = engine.session_tokens(chat);
       const auto fed = concat(a, std::vector<int32_t>(t1.ids.begin(), t1.ids.end() - 1));  // the last id is never fed
       CHECK(std::vector<int32_t>(held.begin(), held.end()) == fed);
-      CHECK(cache.free_blocks() < cache.total_blocks());
+      CHECK(!all_blocks_free(engine));
 
       // Turn 2: the conversation so far plus new tokens; only the tokens after the cached ones run.
       const auto more = m.tok.tokenizer->encode(" Tell me more about it", false);
@@ -90,11 +91,11 @@ TEST_CASE("a session prefills only what follows the cached prefix", "[engine]") 
       engine.run_until_idle();
       engine.reset_session(chat);
       CHECK(engine.session_tokens(chat).empty());
-      CHECK(cache.free_blocks() == cache.total_blocks());
+      CHECK(all_blocks_free(engine));
       const Collected t5 = run_one(engine, request(b, 4, chat));
       CHECK(t5.stats.reused_tokens == 0);
       engine.close_session(chat);
-      CHECK(cache.free_blocks() == cache.total_blocks());
+      CHECK(all_blocks_free(engine));
       CHECK_THROWS_WITH(engine.session_tokens(chat), Catch::Contains("no open session"));
     }
   }
@@ -104,8 +105,10 @@ TEST_CASE("an idle session's cache is evicted when a request needs the room", "[
   FixtureModel m("llama-w8a8-int8");
   const auto prompt = engine_test_prompts(m)[2];
   const int64_t blocks = (static_cast<int64_t>(prompt.size()) + 8 + 3) / 4 + 1;
-  PagedKvCache cache = m.cache(blocks);
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get());
+  auto cache = m.cache(blocks);
+  EngineOptions opt;
+  opt.prefix_cache = false;  // reuse counted here comes from the session alone
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
   const SessionId chat = engine.open_session();
   const Collected first = run_one(engine, request(prompt, 8, chat));
   CHECK(!engine.session_tokens(chat).empty());
@@ -122,8 +125,8 @@ TEST_CASE("a stop token ends the request and its text is not emitted", "[engine]
   FixtureModel m("gemma2-bf16");
   const auto prompt = engine_test_prompts(m)[0];
   const auto ref = reference_greedy(m, prompt, 16);
-  PagedKvCache cache = m.cache(64);
-  Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get());
+  auto cache = m.cache(64);
+  Engine engine(*m.prepared, *cache, m.tok.tokenizer.get());
   GenerationRequest r = request(prompt, 16);
   const int32_t stop = ref[5];
   r.stop_token_ids = {stop};
@@ -145,8 +148,8 @@ TEST_CASE("default stop tokens come from the model's generation config", "[engin
       for (int32_t id : eos) CHECK(std::count(opt.default_stop_tokens.begin(), opt.default_stop_tokens.end(), id) == 1);
       CHECK(opt.context_length == 512);
 
-      PagedKvCache cache = m.cache(64);
-      Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get(), opt);
+      auto cache = m.cache(64);
+      Engine engine(*m.prepared, *cache, m.tok.tokenizer.get(), opt);
       // Biased towards the last eos id, the first token is that id, and it stops there.
       GenerationRequest r = request(engine_test_prompts(m)[0], 16);
       r.use_default_stop_tokens = true;
@@ -188,8 +191,8 @@ TEST_CASE("stop strings match across token boundaries and are never emitted", "[
       while (text_of(tokens_to_match).find(stop) == std::string::npos) ++tokens_to_match;
       INFO("stop string \"" << stop << "\" in \"" << whole << "\"");
 
-      PagedKvCache cache = m.cache(64);
-      Engine engine(m.graph, *m.backend, cache, m.tok.tokenizer.get());
+      auto cache = m.cache(64);
+      Engine engine(*m.prepared, *cache, m.tok.tokenizer.get());
       GenerationRequest r = request(prompt, n);
       r.stop_strings = {"never appears \x01", stop};
       const Collected c = run_one(engine, std::move(r));

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "backends/cpu/cpu_backend.h"
+#include "runtime/engine/step_builder.h"
 #include "convert/converter.h"
 #include "convert/safetensors.h"
 #include "models/model_builder.h"
@@ -108,14 +109,15 @@ TEST_CASE("forward pass matches the reference logits and greedy tokens of every 
       ModelFile file = ModelFile::open(model_path);
       const Graph graph = build_model_graph(file);
       auto backend = make_cpu_backend({2, true});
-      REQUIRE(backend->unsupported(graph, file).empty());
-      backend->prepare(graph, file);
+      REQUIRE(unsupported_ops(*backend, graph, file).empty());
+      auto prepared = backend->prepare(graph, file);
       const auto prompts = load_prompts(dir);
 
-      KvCacheGeometry geo{graph.kv.layers, graph.kv.kv_heads, graph.kv.head_dim, 4};
-      PagedKvCache cache(geo, geo.block_bytes() * 64);
+      const KvCacheGeometry geo = kv_cache_geometry(graph, 4);
+      auto kv = backend->create_kv_storage(geo, geo.block_bytes() * 64);
+      BlockAllocator blocks(kv->blocks(), geo.block_tokens);
       std::vector<SeqId> seqs;
-      for (size_t i = 0; i < prompts.size(); ++i) seqs.push_back(cache.add_sequence());
+      for (size_t i = 0; i < prompts.size(); ++i) seqs.push_back(blocks.add_sequence());
 
       // Prefill in chunks of 16 tokens, all prompts in the same step: exercises chunk boundaries
       // across the sliding window (8) and batching of sequences at different positions.
@@ -123,22 +125,24 @@ TEST_CASE("forward pass matches the reference logits and greedy tokens of every 
       std::vector<std::vector<float>> logits(prompts.size());
       int64_t vocab = 0;
       for (size_t start = 0;; start += kChunk) {
-        Batch batch;
+        std::vector<SequenceChunk> batch;
         std::vector<size_t> which;
         for (size_t i = 0; i < prompts.size(); ++i) {
           const auto& ids = prompts[i].ids;
           if (start >= ids.size()) continue;
           const size_t n = std::min(kChunk, ids.size() - start);
-          batch.chunks.push_back({seqs[i], std::span<const int32_t>(ids).subspan(start, n), LogitRows::All});
+          batch.push_back({seqs[i], std::span<const int32_t>(ids).subspan(start, n), LogitRows::All});
           which.push_back(i);
         }
-        if (batch.chunks.empty()) break;
-        BatchLogits out;
-        backend->run(graph, batch, cache, out);
+        if (batch.empty()) break;
+        StepLogits out;
+        const Step step = build_step(batch, blocks);
+        prepared->run(step, *kv, out);
+        commit_step(step, blocks);
         vocab = out.vocab;
         for (size_t c = 0; c < which.size(); ++c) {
-          const float* r = out.row(c);
-          logits[which[c]].insert(logits[which[c]].end(), r, r + static_cast<int64_t>(batch.chunks[c].tokens.size()) * vocab);
+          const float* r = out.row(step.chunks[c].first_logit_row);
+          logits[which[c]].insert(logits[which[c]].end(), r, r + static_cast<int64_t>(batch[c].tokens.size()) * vocab);
         }
       }
 
@@ -182,14 +186,14 @@ TEST_CASE("forward pass matches the reference logits and greedy tokens of every 
         next[i] = static_cast<int32_t>(argmax(last, vocab));
       }
       for (int step = 0; step < 32; ++step) {
-        Batch batch;
+        std::vector<SequenceChunk> batch;
         for (size_t i = 0; i < prompts.size(); ++i) {
           generated[i].push_back(next[i]);
-          if (step < 31) batch.chunks.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), LogitRows::Last});
+          if (step < 31) batch.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), LogitRows::Last});
         }
-        if (batch.chunks.empty()) break;
-        BatchLogits out;
-        backend->run(graph, batch, cache, out);
+        if (batch.empty()) break;
+        StepLogits out;
+        run_step(*prepared, *kv, blocks, batch, out);
         for (size_t i = 0; i < prompts.size(); ++i) next[i] = static_cast<int32_t>(argmax(out.row(i), vocab));
       }
       int greedy_compared = 0, greedy_equal = 0;

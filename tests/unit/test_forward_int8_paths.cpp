@@ -5,6 +5,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/onednn_int8_matmul.h"
+#include "runtime/engine/step_builder.h"
 #include "convert/converter.h"
 #include "models/model_builder.h"
 #include "runtime/model_file/sparq_reader.h"
@@ -19,15 +20,18 @@ namespace {
 std::vector<float> prompt_logits(const ModelFile& file, bool use_onednn, const std::vector<int32_t>& ids) {
   const Graph graph = build_model_graph(file);
   auto backend = make_cpu_backend({2, use_onednn});
-  backend->prepare(graph, file);
-  KvCacheGeometry geo{graph.kv.layers, graph.kv.kv_heads, graph.kv.head_dim, 16};
-  PagedKvCache cache(geo, geo.block_bytes() * 4);
-  const SeqId s = cache.add_sequence();
-  BatchLogits out;
-  backend->run(graph, Batch{{{s, ids, LogitRows::All}}}, cache, out);
+  auto prepared = backend->prepare(graph, file);
+  const KvCacheGeometry geo = kv_cache_geometry(graph);
+  auto kv = backend->create_kv_storage(geo, geo.block_bytes() * 4);
+  BlockAllocator blocks(kv->blocks(), geo.block_tokens);
+  const SeqId s = blocks.add_sequence();
+  StepLogits out;
+  const SequenceChunk prompt{s, ids, LogitRows::All};
+  run_step(*prepared, *kv, blocks, {&prompt, 1}, out);
   std::vector<int32_t> next{ids[1]};
-  BatchLogits step;
-  backend->run(graph, Batch{{{s, next, LogitRows::All}}}, cache, step);  // M = 1 as in decode
+  StepLogits step;
+  const SequenceChunk decode{s, next, LogitRows::All};
+  run_step(*prepared, *kv, blocks, {&decode, 1}, step);  // M = 1 as in decode
   out.values.insert(out.values.end(), step.values.begin(), step.values.end());
   return out.values;
 }

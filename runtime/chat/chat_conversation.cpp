@@ -1,6 +1,4 @@
-#include "apps/chat_conversation.h"
-
-#include <string_view>
+#include "runtime/chat/chat_conversation.h"
 
 #include "runtime/core/error.h"
 #include "runtime/model_file/sparq_reader.h"
@@ -10,25 +8,6 @@ namespace sparq {
 
 namespace {
 
-nlohmann::json blob_json(const ModelFile& file, const char* name) {
-  auto b = file.blob(name);
-  if (!b) return nullptr;
-  try {
-    return nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(b->data()), b->size()));
-  } catch (const nlohmann::json::exception& e) {
-    fail(name, " in ", file.path(), ": not valid JSON (", e.what(), ")");
-  }
-}
-
-// As transformers (and `sparq template`) do: every special token of the tokenizer is a template variable.
-ChatTemplateOptions template_options(const ModelFile& file, const LoadedTokenizer& tok) {
-  const nlohmann::json special_map = blob_json(file, "special_tokens_map.json");
-  ChatTemplateOptions opt;
-  opt.add_generation_prompt = true;
-  add_special_token_variables(tok.config, special_map, opt);
-  return opt;
-}
-
 ChatTemplate parse_template(const ModelFile& file, const LoadedTokenizer& tok) {
   if (tok.chat_template.empty())
     fail("the model ", file.path(), " ships no chat template, so it cannot chat (use `sparq generate` with a plain prompt)");
@@ -37,8 +16,10 @@ ChatTemplate parse_template(const ModelFile& file, const LoadedTokenizer& tok) {
 
 }  // namespace
 
+// The variables `sparq template` renders with: every special token, and the generation prompt.
 ChatConversation::ChatConversation(const ModelFile& file, const LoadedTokenizer& tokenizer)
-    : template_(parse_template(file, tokenizer)), options_(template_options(file, tokenizer)) {}
+    : template_(parse_template(file, tokenizer)),
+      options_(chat_template_options(tokenizer.config, tokenizer.special_tokens_map, true)) {}
 
 void ChatConversation::set_system(std::string text) {
   if (!text.empty()) {

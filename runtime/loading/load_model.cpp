@@ -1,0 +1,71 @@
+#include "runtime/loading/load_model.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "models/model_builder.h"
+#include "runtime/core/error.h"
+
+namespace sparq {
+
+namespace {
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += "\n  " + l;
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<KvStorage> LoadedModel::kv_storage_for_positions(int64_t positions) const {
+  const KvCacheGeometry geo = kv_cache_geometry(*graph);
+  const int64_t blocks = std::max<int64_t>(1, kv_blocks_for(positions, geo.block_tokens));
+  return backend->create_kv_storage(geo, static_cast<uint64_t>(blocks) * geo.block_bytes());
+}
+
+std::unique_ptr<KvStorage> LoadedModel::kv_storage_for_bytes(uint64_t budget_bytes) const {
+  return backend->create_kv_storage(kv_cache_geometry(*graph), budget_bytes);
+}
+
+LoadedModel load_model(const std::string& path, const LoadOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadedModel m{ModelFile::open(path), nullptr, nullptr, nullptr, {}, 0};
+  m.graph = std::make_unique<const Graph>(build_model_graph(m.file));
+  if (options.backend == "auto") {
+    std::string passed_over;
+    for (const BackendEntry& e : backend_registry()) {
+      if (std::string why = e.unavailable(); !why.empty()) {
+        passed_over += e.name + ": " + why + "; ";
+        continue;
+      }
+      std::string no_device;
+      if (e.devices(&no_device).empty()) {
+        passed_over += e.name + ": no device (" + no_device + "); ";
+        continue;
+      }
+      auto backend = e.make(options.backend_options);
+      const auto missing = unsupported_ops(*backend, *m.graph, m.file);
+      if (!missing.empty()) {
+        passed_over += e.name + ": cannot run " + missing.front() + "; ";
+        continue;
+      }
+      m.backend = std::move(backend);
+      m.backend_choice = "auto: " + passed_over + "picked " + e.name;
+      break;
+    }
+    if (!m.backend) fail("no backend can run ", path, " (", passed_over, ")");
+  } else {
+    const BackendEntry& e = find_backend(options.backend);
+    if (std::string why = e.unavailable(); !why.empty()) fail("--backend ", e.name, ": ", why);
+    m.backend = e.make(options.backend_options);
+    const auto missing = unsupported_ops(*m.backend, *m.graph, m.file);
+    if (!missing.empty()) fail("the ", e.name, " backend cannot run ", path, ":", join_lines(missing));
+    m.backend_choice = "--backend " + e.name;
+  }
+  m.prepared = m.backend->prepare(*m.graph, m.file);
+  m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return m;
+}
+
+}  // namespace sparq
