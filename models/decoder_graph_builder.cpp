@@ -14,19 +14,19 @@ DecoderGraphBuilder::DecoderGraphBuilder(const ModelFile& file, const ModelConfi
 
 ValueId DecoderGraphBuilder::embedding(float scale) {
   ValueId h = g_.add_value(cfg_.hidden, "embed");
-  g_.ops.push_back(EmbeddingOp{"model.embed_tokens.weight", scale, h});
+  g_.ops.push_back(EmbeddingOp{file_.view("model.embed_tokens.weight"), scale, h});
   return h;
 }
 
 ValueId DecoderGraphBuilder::norm(ValueId in, const std::string& name) {
   ValueId out = g_.add_value(cfg_.hidden, name);
-  g_.ops.push_back(RmsNormOp{name + ".weight", eps_, norm_form_, in, out});
+  g_.ops.push_back(RmsNormOp{file_.view(name + ".weight"), eps_, norm_form_, in, out});
   return out;
 }
 
 ValueId DecoderGraphBuilder::linear(ValueId in, const std::string& module, int64_t in_width, int64_t out_width) {
   ValueId out = g_.add_value(out_width, module);
-  g_.ops.push_back(LinearOp{linear_spec(file_, module, in_width, out_width), in, out});
+  g_.ops.push_back(LinearOp{linear_weights(file_, module, in_width, out_width), in, out});
   return out;
 }
 
@@ -74,15 +74,13 @@ ValueId DecoderGraphBuilder::gated_mlp(ValueId x, const std::string& prefix, Gat
 
 ValueId DecoderGraphBuilder::logits(ValueId h) {
   ValueId final_norm = norm(h, "model.norm");
-  LinearSpec head;
+  LinearWeights head;
   if (cfg_.tie_embeddings) {
-    head.module = "lm_head";
-    head.weight = "model.embed_tokens.weight";
-    head.in = cfg_.hidden;
-    head.out = cfg_.vocab;
-    head.scheme.weight_dtype = file_.tensor(head.weight).dtype;
+    LinearScheme unquantized;
+    unquantized.weight_dtype = file_.tensor("model.embed_tokens.weight").dtype;
+    head = describe_linear(file_, "lm_head", "model.embed_tokens.weight", cfg_.hidden, cfg_.vocab, unquantized);
   } else {
-    head = linear_spec(file_, "lm_head", cfg_.hidden, cfg_.vocab);
+    head = linear_weights(file_, "lm_head", cfg_.hidden, cfg_.vocab);
   }
   ValueId out = g_.add_value(cfg_.vocab, "logits");
   g_.ops.push_back(LogitsOp{head, final_norm, out});

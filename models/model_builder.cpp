@@ -4,21 +4,18 @@
 
 namespace sparq {
 
-LinearSpec linear_spec(const ModelFile& file, const std::string& module, int64_t in, int64_t out) {
-  LinearSpec s;
-  s.module = module;
-  s.weight = module + ".weight";
-  s.in = in;
-  s.out = out;
+LinearWeights linear_weights(const ModelFile& file, const std::string& module, int64_t in, int64_t out) {
+  const std::string weight = module + ".weight";
+  LinearScheme scheme;
   const nlohmann::json& linears = file.metadata().contains("linears") ? file.metadata()["linears"] : nlohmann::json();
   if (linears.is_object() && linears.contains(module)) {
-    s.scheme = linear_scheme_from_json(linears[module], module);
+    scheme = linear_scheme_from_json(linears[module], module);
   } else {
     // Unquantized Linear not listed: stored as in the checkpoint.
-    s.scheme.weight_dtype = file.tensor(s.weight).dtype;
-    s.scheme.weight_strategy = "none";
+    scheme.weight_dtype = file.tensor(weight).dtype;
+    scheme.weight_strategy = "none";
   }
-  return s;
+  return describe_linear(file, module, weight, in, out, scheme);
 }
 
 Graph build_model_graph(const ModelFile& file) {

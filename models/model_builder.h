@@ -14,7 +14,8 @@ class ModelFile;
 Graph build_model_graph(const ModelFile& file);
 
 // Builders share these.
-LinearSpec linear_spec(const ModelFile& file, const std::string& module, int64_t in, int64_t out);
+// The Linear `module` [out, in] with weight `module.weight`, described from the file's scheme.
+LinearWeights linear_weights(const ModelFile& file, const std::string& module, int64_t in, int64_t out);
 Graph build_gemma2_graph(const ModelFile& file, const ModelConfig& cfg);
 Graph build_llama_graph(const ModelFile& file, const ModelConfig& cfg);
 

@@ -14,7 +14,6 @@
 #include "backends/cpu/cpu_ops.h"
 #include "backends/cpu/host_kv_storage.h"
 #include "runtime/core/error.h"
-#include "runtime/model_file/sparq_reader.h"
 
 namespace sparq {
 
@@ -92,21 +91,29 @@ struct EmbeddingTable {
   int64_t vocab = 0, width = 0;
 };
 
-EmbeddingTable embedding_table(const ModelFile& file, const std::string& name) {
-  const TensorEntry& t = file.tensor(name);
-  if (t.shape.size() != 2 || t.layout != Layout::RowMajor ||
-      (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32))
-    fail("embedding table ", name, " must be a row-major BF16/F16/F32 matrix");
-  return {file.data(t).data(), t.dtype, t.shape[0], t.shape[1]};
+bool float_dtype(DType t) { return t == DType::BF16 || t == DType::F16 || t == DType::F32; }
+
+// Why the CPU cannot read this embedding table or norm weight; empty when it can.
+std::string table_problem(const TensorView& t) {
+  if (t.shape.size() != 2 || t.layout != Layout::RowMajor || !float_dtype(t.dtype))
+    return "embedding table " + t.name + " must be a row-major BF16/F16/F32 matrix";
+  return {};
+}
+std::string norm_problem(const TensorView& t, int64_t width) {
+  if (t.shape != std::vector<int64_t>{width}) return "norm weight " + t.name + " must have shape [" + std::to_string(width) + "]";
+  if (!float_dtype(t.dtype)) return "norm weight " + t.name + " must be BF16, F16 or F32";
+  return {};
 }
 
-std::vector<float> norm_weight(const ModelFile& file, const RmsNormOp& n, int64_t width) {
-  const TensorEntry& t = file.tensor(n.weight);
-  if (t.shape != std::vector<int64_t>{width}) fail("norm weight ", n.weight, " must have shape [", width, "]");
-  if (t.dtype != DType::BF16 && t.dtype != DType::F16 && t.dtype != DType::F32)
-    fail("norm weight ", n.weight, " must be BF16, F16 or F32");
+EmbeddingTable embedding_table(const TensorView& t) {
+  if (const std::string why = table_problem(t); !why.empty()) fail(why);
+  return {t.data, t.dtype, t.shape[0], t.shape[1]};
+}
+
+std::vector<float> norm_weight(const TensorView& t, int64_t width) {
+  if (const std::string why = norm_problem(t, width); !why.empty()) fail(why);
   std::vector<float> f(static_cast<size_t>(width));  // f32 copy: a few KB per norm
-  cpu::to_f32(file.data(t).data(), t.dtype, width, f.data());
+  cpu::to_f32(t.data, t.dtype, width, f.data());
   return f;
 }
 
@@ -114,7 +121,7 @@ std::vector<float> norm_weight(const ModelFile& file, const RmsNormOp& n, int64_
 // every op type, so adding an op to the graph without a CPU kernel does not compile.
 class CpuPreparedModel final : public PreparedModel {
  public:
-  CpuPreparedModel(const Graph& graph, const ModelFile& file, const CpuBackendOptions& opts, int threads)
+  CpuPreparedModel(const Graph& graph, const CpuBackendOptions& opts, int threads)
       : graph_(graph), threads_(threads) {
     linears_.resize(graph.ops.size());
     norms_.assign(graph.ops.size(), {});
@@ -122,11 +129,11 @@ class CpuPreparedModel final : public PreparedModel {
     const cpu::CpuLinearOptions lo{threads_, opts.use_onednn};
     for (size_t i = 0; i < graph.ops.size(); ++i) {
       const Op& op = graph.ops[i];
-      if (const auto* l = std::get_if<LinearOp>(&op)) linears_[i] = std::make_unique<CpuLinear>(l->linear, file, lo);
-      if (const auto* l = std::get_if<LogitsOp>(&op)) linears_[i] = std::make_unique<CpuLinear>(l->linear, file, lo);
+      if (const auto* l = std::get_if<LinearOp>(&op)) linears_[i] = std::make_unique<CpuLinear>(l->linear, lo);
+      if (const auto* l = std::get_if<LogitsOp>(&op)) linears_[i] = std::make_unique<CpuLinear>(l->linear, lo);
       if (linears_[i]) repacked_ += linears_[i]->repacked_bytes();
-      if (const auto* e = std::get_if<EmbeddingOp>(&op)) tables_[i] = embedding_table(file, e->table);
-      if (const auto* n = std::get_if<RmsNormOp>(&op)) norms_[i] = norm_weight(file, *n, graph.widths[static_cast<size_t>(n->in)]);
+      if (const auto* e = std::get_if<EmbeddingOp>(&op)) tables_[i] = embedding_table(e->table);
+      if (const auto* n = std::get_if<RmsNormOp>(&op)) norms_[i] = norm_weight(n->weight, n->weight.elements());
     }
     prefault_weights();
   }
@@ -262,19 +269,31 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
 
-  OpSupport supports(const Op& op, const ModelFile& file) const override {
-    try {
-      if (const auto* l = std::get_if<LinearOp>(&op)) CpuLinear(l->linear, file, {1, false});
-      if (const auto* l = std::get_if<LogitsOp>(&op)) CpuLinear(l->linear, file, {1, false});
-      if (const auto* e = std::get_if<EmbeddingOp>(&op)) embedding_table(file, e->table);
-    } catch (const Error& e) {
-      return OpSupport::no(e.what());
-    }
-    return OpSupport::yes();
+  // A pure check of the op's description; one overload per op, like the kernels.
+  OpSupport supports(const Op& op) const override {
+    struct Check {
+      std::string operator()(const EmbeddingOp& e) const { return table_problem(e.table); }
+      std::string operator()(const RmsNormOp& n) const { return norm_problem(n.weight, n.weight.elements()); }
+      std::string operator()(const LinearOp& l) const { return CpuLinear::unsupported(l.linear); }
+      std::string operator()(const RopeOp& r) const {
+        return r.head_dim % 2 || static_cast<int64_t>(r.inv_freq.size()) != r.head_dim / 2
+                   ? "rope needs an even head_dim and head_dim / 2 frequencies"
+                   : "";
+      }
+      std::string operator()(const AttentionOp& a) const {
+        return a.kv_heads < 1 || a.heads % a.kv_heads ? "attention needs heads to be a multiple of kv_heads" : "";
+      }
+      std::string operator()(const GatedActivationOp&) const { return {}; }
+      std::string operator()(const AddOp&) const { return {}; }
+      std::string operator()(const SoftCapOp& s) const { return s.cap > 0 ? "" : "soft cap must be positive"; }
+      std::string operator()(const LogitsOp& l) const { return CpuLinear::unsupported(l.linear); }
+    };
+    const std::string why = std::visit(Check{}, op);
+    return why.empty() ? OpSupport::yes() : OpSupport::no(why);
   }
 
-  std::unique_ptr<PreparedModel> prepare(const Graph& graph, const ModelFile& file) override {
-    return std::make_unique<CpuPreparedModel>(graph, file, opts_, threads_);
+  std::unique_ptr<PreparedModel> prepare(const Graph& graph) override {
+    return std::make_unique<CpuPreparedModel>(graph, opts_, threads_);
   }
 
   std::unique_ptr<KvStorage> create_kv_storage(const KvCacheGeometry& geometry, uint64_t budget_bytes) override {

@@ -14,7 +14,7 @@
 #include "backends/cpu/onednn_int8_matmul.h"
 #include "runtime/core/error.h"
 #include "runtime/core/float_formats.h"
-#include "runtime/model_file/sparq_reader.h"
+#include "runtime/model_file/tensor_layout.h"
 #include "runtime/model_file/sparse24.h"
 
 namespace sparq::cpu {
@@ -23,31 +23,6 @@ namespace {
 
 // From this many tokens on, a sparse24 row is expanded once and reused across tokens.
 constexpr int64_t kExpandRows = 4;
-
-// Any float tensor of the file converted to f32 (scales, biases; small).
-std::vector<float> read_floats(const ModelFile& file, const std::string& name) {
-  const TensorEntry& t = file.tensor(name);
-  auto d = file.data(t);
-  std::vector<float> out;
-  switch (t.dtype) {
-    case DType::F32:
-      out.resize(d.size() / 4);
-      std::memcpy(out.data(), d.data(), out.size() * 4);
-      break;
-    case DType::BF16:
-    case DType::F16:
-      out.resize(d.size() / 2);
-      for (size_t i = 0; i < out.size(); ++i) {
-        uint16_t h;
-        std::memcpy(&h, d.data() + 2 * i, 2);
-        out[i] = t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
-      }
-      break;
-    default:
-      fail("tensor ", name, " has dtype ", dtype_name(t.dtype), "; expected F32, BF16 or F16");
-  }
-  return out;
-}
 
 // Rows [begin, end) of `total` for the calling thread of an OpenMP team, in chunks of `align`.
 std::pair<int64_t, int64_t> thread_range(int64_t total, int64_t align) {
@@ -155,68 +130,58 @@ std::string for_each_widened_tile(int threads, int64_t out, int64_t in, Widen&& 
 
 }  // namespace
 
-CpuLinear::CpuLinear(const LinearSpec& spec, const ModelFile& file, const CpuLinearOptions& opts)
-    : spec_(spec), in_(spec.in), out_(spec.out), threads_(std::max(1, opts.threads)) {
-  const LinearScheme& s = spec.scheme;
-  const TensorEntry& w = file.tensor(spec.weight);
-  if (w.shape.size() != 2 || w.shape[0] != out_ || w.shape[1] != in_)
-    fail(spec.module, ": weight ", spec.weight, " has shape ", shape_string(w.shape), ", expected [", out_, ", ", in_, "]");
-  wtype_ = w.dtype;
-  sparse24_ = w.layout == Layout::Sparse24;
-  auto bytes = file.data(w);
-  weight_ = bytes.data();
-  weight_bytes_ = bytes.size();
-  if (sparse24_) {
-    if (dtype_bits(wtype_) != 8 || in_ % 4) fail(spec.module, ": sparse24 needs an 8-bit weight and in % 4 == 0");
-    positions_ = weight_ + sparse24_values_bytes(out_, in_, 1);
+std::string CpuLinear::unsupported(const LinearWeights& w) {
+  const DType t = w.weight.dtype;
+  auto is_float = [](DType d) { return d == DType::BF16 || d == DType::F16 || d == DType::F32; };
+  if (w.sparse24() && (dtype_bits(t) != 8 || w.in % 4)) return "sparse24 needs an 8-bit weight and in % 4 == 0";
+  if (!w.quantized() && !is_float(t))
+    return "unquantized weight of dtype " + std::string(dtype_name(t)) + " is not supported";
+  if (w.quantized() && t != DType::I8 && t != DType::F8_E4M3 && t != DType::I4)
+    return "quantized weight dtype " + std::string(dtype_name(t)) + " is not supported";
+  if (w.scale.present() && !is_float(w.scale.dtype)) return "weight_scale must be F32, BF16 or F16";
+  if (w.bias.present() && !is_float(w.bias.dtype)) return "bias must be F32, BF16 or F16";
+  if (w.input) {
+    const InputQuantization& q = *w.input;
+    if (q.bits != 8) return std::to_string(q.bits) + "-bit input activations are not supported";
+    if (q.dynamic && !q.symmetric) return "asymmetric dynamic input quantization is not supported";
+    if (!q.dynamic && !q.symmetric && q.is_float) return "asymmetric FP8 inputs are not supported";
+    if (!q.dynamic && !is_float(w.input_scale.dtype)) return "input_scale must be F32, BF16 or F16";
   }
-  const bool quantized = s.quantized();
-  if (!quantized && wtype_ != DType::BF16 && wtype_ != DType::F16 && wtype_ != DType::F32)
-    fail(spec.module, ": unquantized weight of dtype ", dtype_name(wtype_), " is not supported");
+  return {};
+}
+
+CpuLinear::CpuLinear(const LinearWeights& w, const CpuLinearOptions& opts)
+    : w_(w), in_(w.in), out_(w.out), threads_(std::max(1, opts.threads)) {
+  if (const std::string why = unsupported(w); !why.empty()) fail(w.module, ": ", why);
+  wtype_ = w.weight.dtype;
+  sparse24_ = w.sparse24();
+  weight_ = w.weight.data;
+  weight_bytes_ = w.weight.bytes;
+  if (sparse24_) positions_ = weight_ + sparse24_values_bytes(out_, in_, 1);
+  const bool quantized = w.quantized();
   if (quantized) {
-    if (wtype_ != DType::I8 && wtype_ != DType::F8_E4M3 && wtype_ != DType::I4)
-      fail(spec.module, ": quantized weight dtype ", dtype_name(wtype_), " is not supported");
-    scale_ = read_floats(file, spec.module + ".weight_scale");
-    if (s.weight_strategy == "tensor") groups_ = 1;
-    else if (s.weight_strategy == "channel") groups_ = 1;
-    else if (s.weight_strategy == "group") groups_ = (in_ + s.group_size - 1) / s.group_size;
-    else fail(spec.module, ": weight strategy \"", s.weight_strategy, "\" is not supported");
-    const size_t want = s.weight_strategy == "tensor" ? 1 : static_cast<size_t>(out_ * groups_);
-    if (scale_.size() != want) fail(spec.module, ": weight_scale has ", scale_.size(), " values, expected ", want);
-    if (s.weight_zero_point) {
-      const TensorEntry& z = file.tensor(spec.module + ".weight_zero_point");
-      auto zb = file.data(z);
-      zero_point_.assign(reinterpret_cast<const int8_t*>(zb.data()), reinterpret_cast<const int8_t*>(zb.data()) + zb.size());
-      if (zero_point_.size() != want) fail(spec.module, ": weight_zero_point does not match the scales");
-    }
-    if (s.g_idx) {
-      const TensorEntry& gi = file.tensor(spec.module + ".weight_g_idx");
-      auto gb = file.data(gi);
-      g_idx_.resize(gb.size() / 4);
-      std::memcpy(g_idx_.data(), gb.data(), g_idx_.size() * 4);
-      if (static_cast<int64_t>(g_idx_.size()) != in_) fail(spec.module, ": weight_g_idx must have ", in_, " entries");
+    scale_ = view_floats(w.scale);
+    groups_ = w.scale_groups();
+    if (w.zero_point.present())
+      zero_point_.assign(reinterpret_cast<const int8_t*>(w.zero_point.data),
+                         reinterpret_cast<const int8_t*>(w.zero_point.data) + w.zero_point.bytes);
+    if (w.g_idx.present()) {
+      g_idx_.resize(static_cast<size_t>(in_));
+      std::memcpy(g_idx_.data(), w.g_idx.data, g_idx_.size() * 4);
       for (int32_t g : g_idx_)
-        if (g < 0 || g >= groups_) fail(spec.module, ": weight_g_idx holds group ", g, " outside [0, ", groups_, ")");
+        if (g < 0 || g >= groups_) fail(w.module, ": weight_g_idx holds group ", g, " outside [0, ", groups_, ")");
     }
   }
-  if (s.bias) bias_ = read_floats(file, spec.module + ".bias");
-  if (s.input) {
-    const ActivationQuant& a = *s.input;
-    if (a.num_bits != 8) fail(spec.module, ": ", a.num_bits, "-bit input activations are not supported");
-    if (a.strategy != "token" && a.strategy != "tensor")
-      fail(spec.module, ": input strategy \"", a.strategy, "\" is not supported (token, tensor)");
-    per_tensor_input_ = a.strategy == "tensor";
-    if (a.dynamic) {
-      if (!a.symmetric) fail(spec.module, ": asymmetric dynamic input quantization is not supported");
-      input_ = a.is_float ? Input::Fp8Dynamic : Input::Int8Dynamic;
+  if (w.bias.present()) bias_ = view_floats(w.bias);
+  if (w.input) {
+    const InputQuantization& q = *w.input;
+    per_tensor_input_ = q.strategy == InputStrategy::Tensor;
+    if (q.dynamic) {
+      input_ = q.is_float ? Input::Fp8Dynamic : Input::Int8Dynamic;
     } else {
-      input_ = a.is_float ? Input::Fp8Static : Input::Int8Static;
-      input_scale_ = read_floats(file, spec.module + ".input_scale").at(0);
-      if (!a.symmetric) {
-        if (a.is_float) fail(spec.module, ": asymmetric FP8 inputs are not supported");
-        auto zb = file.data(file.tensor(spec.module + ".input_zero_point"));
-        input_zero_point_ = static_cast<int8_t>(zb[0]);
-      }
+      input_ = q.is_float ? Input::Fp8Static : Input::Int8Static;
+      input_scale_ = view_floats(w.input_scale).at(0);
+      if (!q.symmetric && w.input_zero_point.present()) input_zero_point_ = static_cast<int8_t>(w.input_zero_point.data[0]);
     }
   }
   const bool per_row_scales = quantized && groups_ == 1 && zero_point_.empty();
@@ -226,7 +191,7 @@ CpuLinear::CpuLinear(const LinearSpec& spec, const ModelFile& file, const CpuLin
       std::vector<float> scales(static_cast<size_t>(out_));
       for (int64_t o = 0; o < out_; ++o) scales[static_cast<size_t>(o)] = weight_scale(o, 0);
       onednn_ = std::make_unique<OneDnnInt8Matmul>(reinterpret_cast<const int8_t*>(weight_), out_, in_, scales, threads_);
-      file.release(w);  // oneDNN reads its packed copy from now on
+      release_view_pages(w.weight);  // oneDNN reads its packed copy from now on
     }
   } else if (input_ == Input::Fp8Dynamic && wtype_ == DType::F8_E4M3 && per_row_scales) {
     path_ = Path::Fp8;
@@ -247,7 +212,7 @@ std::span<const uint8_t> CpuLinear::mapped_weight() const {
 float CpuLinear::weight_scale(int64_t o, int64_t col) const {
   if (scale_.size() == 1) return scale_[0];
   if (groups_ == 1) return scale_[static_cast<size_t>(o)];
-  const int64_t g = g_idx_.empty() ? col / spec_.scheme.group_size : g_idx_[static_cast<size_t>(col)];
+  const int64_t g = g_idx_.empty() ? col / w_.group_size : g_idx_[static_cast<size_t>(col)];
   return scale_[static_cast<size_t>(o * groups_ + g)];
 }
 
@@ -265,7 +230,7 @@ const uint8_t* CpuLinear::quantized_row(int64_t o, uint8_t* scratch) const {
 }
 
 void CpuLinear::dequantize_row(int64_t o, float* row, int8_t* scratch) const {
-  if (!spec_.scheme.quantized()) {
+  if (!w_.quantized()) {
     const uint8_t* r = weight_ + o * in_ * static_cast<int64_t>(dtype_bits(wtype_) / 8);
     if (wtype_ == DType::F32) {
       std::memcpy(row, r, static_cast<size_t>(in_) * 4);
@@ -282,7 +247,7 @@ void CpuLinear::dequantize_row(int64_t o, float* row, int8_t* scratch) const {
     if (zero_point_.empty()) return 0.0f;
     if (zero_point_.size() == 1) return zero_point_[0];
     if (groups_ == 1) return zero_point_[static_cast<size_t>(o)];
-    const int64_t g = g_idx_.empty() ? c / spec_.scheme.group_size : g_idx_[static_cast<size_t>(c)];
+    const int64_t g = g_idx_.empty() ? c / w_.group_size : g_idx_[static_cast<size_t>(c)];
     return zero_point_[static_cast<size_t>(o * groups_ + g)];
   };
   if (wtype_ == DType::I4) {
@@ -394,7 +359,7 @@ void CpuLinear::gemm_widened_bf16(const float* xv, int64_t rows, float* y) const
         else fp8_widen_dense_bf16(weight_ + o * in_, n, in_, w);
       },
       [&](int64_t o, int64_t n, const uint16_t* w) { bf16_->run(xb.data(), rows, w, n, y + o, out_); });
-  if (!error.empty()) fail(spec_.module, ": ", error);
+  if (!error.empty()) fail(w_.module, ": ", error);
 }
 
 void CpuLinear::gemm_widened(const float* x, int64_t rows, float* y,
@@ -403,7 +368,7 @@ void CpuLinear::gemm_widened(const float* x, int64_t rows, float* y,
     if (dnnl_sgemm('N', 'T', rows, n, in_, 1.0f, x, in_, w, in_, 0.0f, y + o, out_) != dnnl_success)
       fail("oneDNN sgemm [", rows, " x ", in_, "] x [", in_, " x ", n, "] failed");
   });
-  if (!error.empty()) fail(spec_.module, ": ", error);
+  if (!error.empty()) fail(w_.module, ": ", error);
 }
 
 void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
@@ -435,7 +400,7 @@ void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
     });
     return;
   }
-  if (!spec_.scheme.quantized() && wtype_ == DType::BF16) {
+  if (!w_.quantized() && wtype_ == DType::BF16) {
     const uint16_t* w = reinterpret_cast<const uint16_t*>(weight_);
 #pragma omp parallel num_threads(threads_)
     {

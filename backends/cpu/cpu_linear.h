@@ -13,13 +13,10 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "runtime/graph/graph.h"
-
-namespace sparq {
-class ModelFile;
-}
 
 namespace sparq::cpu {
 
@@ -33,7 +30,10 @@ struct CpuLinearOptions {
 
 class CpuLinear {
  public:
-  CpuLinear(const LinearSpec& spec, const ModelFile& file, const CpuLinearOptions& opts);
+  // Throws sparq::Error naming the module when unsupported() is not empty.
+  CpuLinear(const LinearWeights& weights, const CpuLinearOptions& opts);
+  // Why the CPU cannot run this Linear; empty when it can. A pure check of the description.
+  static std::string unsupported(const LinearWeights& weights);
   ~CpuLinear();
   CpuLinear(const CpuLinear&) = delete;
   CpuLinear& operator=(const CpuLinear&) = delete;
@@ -63,7 +63,7 @@ class CpuLinear {
   float weight_scale(int64_t o, int64_t col) const;
   void add_bias(int64_t rows, float* y) const;
 
-  LinearSpec spec_;
+  LinearWeights w_;
   int64_t in_ = 0, out_ = 0;
   DType wtype_ = DType::F32;
   bool sparse24_ = false;

@@ -2,10 +2,10 @@
 
 namespace sparq {
 
-std::vector<std::string> unsupported_ops(const Backend& backend, const Graph& graph, const ModelFile& file) {
+std::vector<std::string> unsupported_ops(const Backend& backend, const Graph& graph) {
   std::vector<std::string> out;
   for (const Op& op : graph.ops)
-    if (OpSupport s = backend.supports(op, file); !s.ok) out.push_back(std::string(op_name(op)) + ": " + s.why);
+    if (OpSupport s = backend.supports(op); !s.ok) out.push_back(std::string(op_name(op)) + ": " + s.why);
   return out;
 }
 

@@ -18,8 +18,6 @@
 
 namespace sparq {
 
-class ModelFile;
-
 // Whether a backend can run an op; `why` says what it lacks when it cannot.
 struct OpSupport {
   bool ok = true;
@@ -44,17 +42,18 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  virtual OpSupport supports(const Op& op, const ModelFile& file) const = 0;
-  // The graph and the file must outlive the prepared model (CPU weights stay in the file's mmap).
+  // A pure query of the op's description (weights included): no allocation, no weight copy.
+  virtual OpSupport supports(const Op& op) const = 0;
+  // The graph (and the model file its weight views point into) must outlive the prepared model.
   // Throws sparq::Error when a weight cannot be used (supports() says so beforehand).
-  virtual std::unique_ptr<PreparedModel> prepare(const Graph& graph, const ModelFile& file) = 0;
+  virtual std::unique_ptr<PreparedModel> prepare(const Graph& graph) = 0;
   // As many blocks of the geometry as budget_bytes holds; throws sparq::Error when not even one,
   // or when the backend cannot store the geometry's dtype.
   virtual std::unique_ptr<KvStorage> create_kv_storage(const KvCacheGeometry& geometry, uint64_t budget_bytes) = 0;
 };
 
 // Every op of the graph the backend cannot run, one line each naming the op; empty = it can.
-std::vector<std::string> unsupported_ops(const Backend& backend, const Graph& graph, const ModelFile& file);
+std::vector<std::string> unsupported_ops(const Backend& backend, const Graph& graph);
 
 // The KV cache geometry a graph needs, with f32 keys and values in blocks of kKvBlockTokens.
 KvCacheGeometry kv_cache_geometry(const Graph& graph, int64_t block_tokens = kKvBlockTokens);

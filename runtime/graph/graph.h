@@ -1,14 +1,16 @@
 // The op graph a model builder produces and a backend runs: a short list of ops over activation
 // matrices. Every value is [rows, width] in f32, where rows is the number of tokens in the batch
-// (or, after a Logits op, the number of positions whose logits were asked for). Weights are named
-// by their tensor in the model file; a backend prepares them once before the first run.
+// (or, after a Logits op, the number of positions whose logits were asked for). Weights are
+// TensorViews (into the model file's mmap) and LinearWeights descriptions made once by the model
+// builder; a backend prepares them once before the first run.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "runtime/model_file/linear_scheme.h"
+#include "runtime/graph/linear_weights.h"
+#include "runtime/model_file/tensor_view.h"
 
 namespace sparq {
 
@@ -17,7 +19,7 @@ using ValueId = int32_t;
 // Token ids of the batch -> rows of the table, times `scale` (Gemma: sqrt(hidden) rounded to the
 // activation dtype; 1 otherwise).
 struct EmbeddingOp {
-  std::string table;  // [vocab, hidden], BF16/F16/F32
+  TensorView table;  // [vocab, hidden], BF16/F16/F32
   float scale = 1.0f;
   ValueId out = -1;
 };
@@ -25,21 +27,15 @@ struct EmbeddingOp {
 // x̂ = x * rsqrt(mean(x²) + eps). OffsetOne (Gemma): y = x̂ * (1 + w), in f32. Plain (Llama): y = w * x̂.
 enum class NormForm : uint8_t { OffsetOne, Plain };
 struct RmsNormOp {
-  std::string weight;  // [width]
+  TensorView weight;  // [width]
   float eps = 1e-6f;
   NormForm form = NormForm::Plain;
   ValueId in = -1, out = -1;
 };
 
 // y = x Wᵀ (+ bias) under the Linear's storage and activation-quantization scheme.
-struct LinearSpec {
-  std::string module;  // "model.layers.0.self_attn.q_proj"; tensors are module + ".weight", ...
-  std::string weight;  // usually module + ".weight"; the embedding table for a tied lm_head
-  int64_t in = 0, out = 0;
-  LinearScheme scheme;
-};
 struct LinearOp {
-  LinearSpec linear;
+  LinearWeights linear;
   ValueId in = -1, out = -1;
 };
 
@@ -82,7 +78,7 @@ struct SoftCapOp {
 // The output projection, computed only for the rows the batch asks logits for (all positions of a
 // chunk, or its last one). Its output has one row per requested position.
 struct LogitsOp {
-  LinearSpec linear;
+  LinearWeights linear;
   ValueId in = -1, out = -1;
 };
 

@@ -45,7 +45,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
         continue;
       }
       auto backend = e.make(options.backend_options);
-      const auto missing = unsupported_ops(*backend, *m.graph, m.file);
+      const auto missing = unsupported_ops(*backend, *m.graph);
       if (!missing.empty()) {
         passed_over += e.name + ": cannot run " + missing.front() + "; ";
         continue;
@@ -59,11 +59,11 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
     const BackendEntry& e = find_backend(options.backend);
     if (std::string why = e.unavailable(); !why.empty()) fail("--backend ", e.name, ": ", why);
     m.backend = e.make(options.backend_options);
-    const auto missing = unsupported_ops(*m.backend, *m.graph, m.file);
+    const auto missing = unsupported_ops(*m.backend, *m.graph);
     if (!missing.empty()) fail("the ", e.name, " backend cannot run ", path, ":", join_lines(missing));
     m.backend_choice = "--backend " + e.name;
   }
-  m.prepared = m.backend->prepare(*m.graph, m.file);
+  m.prepared = m.backend->prepare(*m.graph);
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return m;
 }

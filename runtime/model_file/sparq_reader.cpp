@@ -194,6 +194,12 @@ const TensorEntry& ModelFile::tensor(std::string_view name) const {
   return *t;
 }
 
+TensorView ModelFile::view(std::string_view name) const {
+  const TensorEntry& t = tensor(name);
+  const auto bytes = data(t);
+  return {t.name, bytes.data(), bytes.size(), t.dtype, t.shape, t.layout, map_ != nullptr};
+}
+
 std::optional<std::span<const uint8_t>> ModelFile::blob(std::string_view name) const {
   for (const auto& b : blobs_)
     if (b.name == name) return image_.subspan(b.offset, b.bytes);

@@ -12,6 +12,7 @@
 #include "runtime/core/dtype.h"
 #include "runtime/core/mapped_file.h"
 #include "runtime/model_file/tensor_layout.h"
+#include "runtime/model_file/tensor_view.h"
 
 namespace sparq {
 
@@ -44,6 +45,7 @@ class ModelFile {
   const std::vector<BlobEntry>& blobs() const { return blobs_; }
   const TensorEntry* find_tensor(std::string_view name) const;
   const TensorEntry& tensor(std::string_view name) const;  // throws when absent
+  TensorView view(std::string_view name) const;             // throws when absent
   std::span<const uint8_t> data(const TensorEntry& t) const { return image_.subspan(t.offset, t.bytes); }
   std::optional<std::span<const uint8_t>> blob(std::string_view name) const;
   uint64_t file_bytes() const { return image_.size(); }

@@ -41,7 +41,7 @@ struct FixtureModel {
         file(open_converted_fixture(scratch, name)),
         graph(build_model_graph(file)),
         backend(make_cpu_backend({threads, true})),
-        prepared(backend->prepare(graph, file)),
+        prepared(backend->prepare(graph)),
         tok(load_tokenizer(file)) {}
   int64_t vocab() const { return graph.widths[static_cast<size_t>(graph.logits)]; }
   // KV storage of `blocks` blocks of `block_tokens` positions.

@@ -109,8 +109,8 @@ TEST_CASE("forward pass matches the reference logits and greedy tokens of every 
       ModelFile file = ModelFile::open(model_path);
       const Graph graph = build_model_graph(file);
       auto backend = make_cpu_backend({2, true});
-      REQUIRE(unsupported_ops(*backend, graph, file).empty());
-      auto prepared = backend->prepare(graph, file);
+      REQUIRE(unsupported_ops(*backend, graph).empty());
+      auto prepared = backend->prepare(graph);
       const auto prompts = load_prompts(dir);
 
       const KvCacheGeometry geo = kv_cache_geometry(graph, 4);

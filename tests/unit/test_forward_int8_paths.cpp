@@ -20,7 +20,7 @@ namespace {
 std::vector<float> prompt_logits(const ModelFile& file, bool use_onednn, const std::vector<int32_t>& ids) {
   const Graph graph = build_model_graph(file);
   auto backend = make_cpu_backend({2, use_onednn});
-  auto prepared = backend->prepare(graph, file);
+  auto prepared = backend->prepare(graph);
   const KvCacheGeometry geo = kv_cache_geometry(graph);
   auto kv = backend->create_kv_storage(geo, geo.block_bytes() * 4);
   BlockAllocator blocks(kv->blocks(), geo.block_tokens);
