@@ -58,3 +58,30 @@ TEST_CASE("INT8 W8A8 through oneDNN equals our own kernel bit for bit", "[forwar
     }
   }
 }
+
+// The oneDNN wrapper itself, on any CPU: with values small enough that even a kernel adding u8 x s8
+// pairs into int16 cannot saturate, every row count (M = 1, and the runtime-M primitive for the
+// rest, one primitive whatever M) gives the exact int32 products times the weight scales.
+TEST_CASE("oneDNN INT8 matmul is exact for every row count through two primitives", "[forward]") {
+  constexpr int64_t n = 37, k = 72;
+  std::vector<int8_t> w(static_cast<size_t>(n * k));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(static_cast<int>(i * 7 % 17) - 8);
+  std::vector<float> scales(static_cast<size_t>(n));
+  for (size_t o = 0; o < scales.size(); ++o) scales[o] = 0.5f + 0.25f * static_cast<float>(o % 4);
+  const cpu::OneDnnInt8Matmul mm(w.data(), n, k, scales, 2);
+  for (int64_t m : {1, 2, 7, 16, 64, 65, 300}) {
+    std::vector<int8_t> x(static_cast<size_t>(m * k));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>(static_cast<int>((i * 13 + static_cast<size_t>(m)) % 17) - 8);
+    std::vector<float> y(static_cast<size_t>(m * n));
+    mm.run(x.data(), m, y.data());
+    size_t differ = 0;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t o = 0; o < n; ++o) {
+        int32_t acc = 0;
+        for (int64_t c = 0; c < k; ++c) acc += int32_t{x[static_cast<size_t>(r * k + c)]} * w[static_cast<size_t>(o * k + c)];
+        differ += y[static_cast<size_t>(r * n + o)] != static_cast<float>(acc) * scales[static_cast<size_t>(o)];
+      }
+    INFO("M = " << m);
+    CHECK(differ == 0);
+  }
+}
