@@ -28,11 +28,16 @@ class BufferPool {
     auto best = free_.end();
     for (auto it = free_.begin(); it != free_.end(); ++it)
       if (it->capacity() >= n && (best == free_.end() || it->capacity() < best->capacity())) best = it;
+    // None large enough: grow the largest free one instead of keeping it, so the pool holds at
+    // most as many buffers as a step has live values, whatever step sizes come and go.
+    if (best == free_.end() && !free_.empty())
+      best = std::max_element(free_.begin(), free_.end(), [](const auto& a, const auto& c) { return a.capacity() < c.capacity(); });
     std::vector<float> b;
     if (best != free_.end()) {
       b = std::move(*best);
       free_.erase(best);
     }
+    if (b.capacity() < n) b = std::vector<float>();  // free the small buffer before allocating the large one
     b.resize(n);
     return b;
   }
