@@ -341,12 +341,14 @@ bool Engine::admit(RequestState& s, int64_t& room_blocks) {
       shared = blocks_.match_prefix(std::span<const int32_t>(s.tokens).first(static_cast<size_t>(reusable)), reusable / bt);
     return kv_blocks_for(length, bt) - static_cast<int64_t>(shared.size()) + blocks_.unreferenced(shared);
   };
-  for (int64_t n = need(); n > room_blocks; n = need()) {
+  int64_t n = need();
+  while (n > room_blocks) {
     const int64_t before = blocks_.free_blocks();
     if (!evict_idle_session(s.session)) return false;
     room_blocks += blocks_.free_blocks() - before;
+    n = need();  // the eviction may have released shared blocks
   }
-  room_blocks -= need();
+  room_blocks -= n;
   if (session && session->seq >= 0) {
     s.seq = session->seq;
     if (!s.started) s.stats.reused_tokens = blocks_.length(s.seq);
