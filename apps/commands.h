@@ -9,5 +9,6 @@ void add_info_command(CLI::App& app);
 void add_devices_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace sparq

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   sparq::add_bench_command(app);
   sparq::add_perplexity_command(app);
   sparq::add_chat_command(app);
+  sparq::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -57,7 +57,8 @@ apt_table=(
   "nlohmann-json3-dev|JSON (model metadata, tokenizer files, CLI output)|file:/usr/include/nlohmann/json.hpp"
   "catch2|unit tests (Catch2 v2)|file:/usr/include/catch2/catch.hpp"
   "libpcre2-dev|Unicode regexes of byte-level BPE pre-tokenizers and compressed-tensors targets|file:/usr/include/pcre2.h"
-  "libcpp-httplib-dev|HTTP server|file:/usr/include/httplib.h"
+  "libcpp-httplib-dev|HTTP server of sparq serve|file:/usr/include/httplib.h"
+  "haproxy|the load-balancer test of two sparq serve replicas (docs/DEPLOY.md)|cmd:haproxy"
   "libcli11-dev|command-line flags|file:/usr/include/CLI/CLI.hpp"
   "libedit-dev|line editing and history in sparq chat|file:/usr/include/histedit.h"
   "libxxhash-dev|model file checksums (XXH3)|file:/usr/include/xxhash.h"
@@ -72,7 +73,9 @@ apt_table=(
 )
 
 # Python packages of .venv: name | why.
-pip_base=("pytest|runs the CLI, reference and demo-model tests" "jinja2|reference renderer for the chat-template tests")
+pip_base=("pytest|runs the CLI, reference and demo-model tests" "jinja2|reference renderer for the chat-template tests"
+  "openai|the official client in the server tests" "requests|raw HTTP in the server tests"
+  "lm-eval[api]|lm-evaluation-harness against sparq serve in the server tests")
 pip_dev=("torch|fixture and demo-model generation" "transformers|reference forward passes" \
   "compressed-tensors|reference quantized checkpoints" "llmcompressor|quantizes the fixtures and the demo model" \
   "sentencepiece|tokenizer references" "tokenizers|tokenizer references" "safetensors|checkpoint files" "numpy|arrays")
@@ -148,7 +151,8 @@ want_pip=("${pip_base[@]}")
 for row in "${want_pip[@]}"; do
   IFS='|' read -r name why <<<"$row"
   [[ " ${pip_needed[*]-} " == *" $name "* ]] && continue
-  if [ -x .venv/bin/python ] && .venv/bin/python -m pip show -q "$name" >/dev/null 2>&1; then continue; fi
+  # pip show knows the distribution, not its extras ("lm-eval[api]" -> "lm-eval").
+  if [ -x .venv/bin/python ] && .venv/bin/python -m pip show -q "${name%%[*}" >/dev/null 2>&1; then continue; fi
   pip_needed+=("$name"); pip_needed_why+=("$why")
 done
 if [ ! -x .venv/bin/python ]; then

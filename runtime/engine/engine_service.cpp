@@ -184,6 +184,8 @@ ServiceStats EngineService::stats() const {
   out.running = engine_.running();
   out.waiting = engine_.waiting();
   out.engine = engine_.totals();
+  out.kv_blocks_total = engine_.kv_blocks().total_blocks();
+  out.kv_blocks_used = out.kv_blocks_total - engine_.kv_blocks().free_blocks();
   return out;
 }
 

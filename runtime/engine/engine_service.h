@@ -44,6 +44,7 @@ struct EngineServiceOptions {
 struct ServiceStats {
   int64_t running = 0, waiting = 0;
   int64_t submitted = 0, refused = 0, finished = 0, failed = 0;  // requests since start
+  int64_t kv_blocks_total = 0, kv_blocks_used = 0;  // blocks held by sequences (cached-only ones are free)
   EngineTotals engine;
 };
 
