@@ -80,7 +80,7 @@ pip_dev=("torch|fixture and demo-model generation" "transformers|reference forwa
   "compressed-tensors|reference quantized checkpoints" "llmcompressor|quantizes the fixtures and the demo model" \
   "sentencepiece|tokenizer references" "tokenizers|tokenizer references" "safetensors|checkpoint files" "numpy|arrays")
 pip_bench=("numpy|benchmark arithmetic" "safetensors|full-size random checkpoints" \
-  "gguf|GGUF files for llama.cpp" "llama-cpp-python|llama.cpp, the peer in benchmarks")
+  "gguf|GGUF files for llama.cpp" "llama-cpp-python[server]|llama.cpp and its OpenAI server, the peer in benchmarks")
 
 probe_ok() {  # kind:target -> true when present
   local kind="${1%%:*}" target="${1#*:}"
