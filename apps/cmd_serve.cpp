@@ -166,9 +166,8 @@ void run_serve(const ServeArgs& a) {
   const bool drained = service.drain(std::chrono::seconds(a.timeout_s));
   // Streams whose requests just finished still have their last events to write.
   const ServiceStats st = service.stats();
-  std::fprintf(stderr, "sparq serve: %s; %lld requests served, %lld refused; exiting\n",
-               drained ? "drained" : "drain timed out, cancelled what was left", static_cast<long long>(st.finished),
-               static_cast<long long>(st.refused));
+  std::fprintf(stderr, "sparq serve: %s; %lld requests finished since start; exiting\n",
+               drained ? "drained" : "drain timed out, cancelled what was left", static_cast<long long>(st.finished));
   std::fflush(stderr);
   http.stop();
   if (http_thread.joinable()) http_thread.join();

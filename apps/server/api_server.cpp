@@ -60,8 +60,6 @@ Json special_token(const nlohmann::json& config, const char* key) {
   return nullptr;
 }
 
-bool is_protected(const std::string& path) { return path != "/health" && path != "/metrics"; }
-
 }  // namespace
 
 ApiServer::ApiServer(ServerOptions options) : options_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
@@ -128,12 +126,6 @@ void ApiServer::install_routes() {
     t_log_detail.clear();
     t_request_id = req.has_header("X-Request-Id") ? req.get_header_value("X-Request-Id").substr(0, 128) : new_request_id();
     res.set_header("X-Request-Id", t_request_id);
-    if (is_protected(req.path) && !authorized(req)) {
-      respond_error(res, ApiError(401, "authentication_error", "invalid_api_key", "",
-                                  req.has_header("Authorization") ? "the API key is wrong"
-                                                                  : "an API key is required (Authorization: Bearer KEY)"));
-      return httplib::Server::HandlerResponse::Handled;
-    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
@@ -176,9 +168,14 @@ void ApiServer::install_routes() {
   });
 
   // Each handler turns an ApiError into its error response.
-  auto guarded = [](auto fn) {
-    return [fn](const httplib::Request& req, httplib::Response& res) {
+  // The API key is checked here rather than before routing: by now httplib has read the body, so a
+  // refused request leaves nothing unread on a keep-alive connection.
+  auto guarded = [this](auto fn) {
+    return [this, fn](const httplib::Request& req, httplib::Response& res) {
       try {
+        if (!authorized(req))
+          throw ApiError(401, "authentication_error", "invalid_api_key", "",
+                         req.has_header("Authorization") ? "the API key is wrong" : "an API key is required (Authorization: Bearer KEY)");
         fn(req, res);
       } catch (const ApiError& e) {
         respond_error(res, e);

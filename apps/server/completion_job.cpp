@@ -144,18 +144,18 @@ std::unique_ptr<CompletionJob> CompletionJob::start_completion(const ServingCont
   const bool many = request.prompts.size() > 1;
   for (size_t i = 0; i < request.prompts.size(); ++i) {
     const PromptInput& p = request.prompts[i];
-    const std::string param = many ? "prompt[" + std::to_string(i) + "]" : "prompt";
+    const std::string which = many ? " (prompt " + std::to_string(i) + ")" : "";
     std::vector<int32_t> ids;
     if (p.is_ids) {
       for (int64_t id : p.ids) {
         if (id >= ctx.vocab)
-          invalid_value(param, "token " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(ctx.vocab));
+          invalid_value("prompt", "token " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(ctx.vocab) + which);
         ids.push_back(static_cast<int32_t>(id));
       }
     } else {
       ids = ctx.tok().encode(p.text, /*add_special=*/true);  // BOS as the tokenizer adds it (vLLM does the same)
     }
-    check_fits(static_cast<int64_t>(ids.size()), job->gen_.max_tokens, ctx.context_length, param);
+    check_fits(static_cast<int64_t>(ids.size()), job->gen_.max_tokens, ctx.context_length, "prompt");
     job->prompts_.push_back(std::move(ids));
   }
   job->submit_all();
