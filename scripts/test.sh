@@ -19,10 +19,10 @@ else
   failed=1
 fi
 
-echo "== threaded tests (engine service) under ThreadSanitizer"
+echo "== threaded tests (engine service, HTTP server) under ThreadSanitizer"
 if cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPARQ_TSAN=ON -DSPARQ_CUDA=OFF \
      -DSPARQ_VULKAN=OFF -DSPARQ_WERROR=ON >/dev/null && cmake --build build-tsan -j"$(nproc)" --target sparq_unit_tests >build-tsan.log 2>&1; then
-  if TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/sparq_unit_tests "[service]" >build-tsan/tsan.log 2>&1; then
+  if TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" build-tsan/tests/sparq_unit_tests "[service]" >build-tsan/tsan.log 2>&1; then
     tail -2 build-tsan/tsan.log
   else
     tail -60 build-tsan/tsan.log; failed=1
