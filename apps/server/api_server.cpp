@@ -31,7 +31,7 @@ void respond_json(httplib::Response& res, int status, const Json& body) {
 }
 
 void respond_error(httplib::Response& res, const ApiError& e) {
-  if (e.status == 429) res.set_header("Retry-After", "1");
+  if (e.status == 429 || e.status == 503) res.set_header("Retry-After", "1");
   t_log_detail = (e.code.empty() ? e.type : e.code) + (e.param.empty() ? "" : " param=" + e.param) + ": " + std::string(e.what()).substr(0, 200);
   respond_json(res, e.status, error_body(e));
 }
@@ -157,6 +157,9 @@ void ApiServer::install_routes() {
   h.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     if (const ServingContext* c = context_.load(std::memory_order_acquire)) c->metrics->record_http_status(res.status);
     if (!options_.log_requests) return;
+    // Health checks and scrapes come every few seconds from every balancer and collector: only
+    // their failures are worth a line.
+    if ((req.path == "/health" || req.path == "/metrics") && res.status == 200) return;
     char when[32];
     const std::time_t now = std::time(nullptr);
     std::tm tm{};
