@@ -97,16 +97,16 @@ def served(tmp_path_factory):
     d = tmp_path_factory.mktemp("lmeval")
     model = d / "demo.sparq"
     run_sparq("convert", REPO / "models" / "demo" / "w8a8", "-o", model)
+    tasks = d / "tasks"
+    tasks.mkdir()
+    write_tasks(tasks)
     with serve(model, "--served-model-name", "demo", "--parallel", "4") as server:
         yield server, model, d
 
 
 def test_loglikelihood_task_matches_sparq_perplexity(served):
     server, model, d = served
-    tasks = d / "tasks"
-    tasks.mkdir(exist_ok=True)
-    write_tasks(tasks)
-    docs, result = run_lm_eval(server.port, "sparq_demo_ll", tasks, d / "out-ll", tokenized=True)
+    docs, result = run_lm_eval(server.port, "sparq_demo_ll", d / "tasks", d / "out-ll", tokenized=True)
     assert len(docs) == len(MC_DOCS)
     correct = 0
     for s in docs:
@@ -126,10 +126,7 @@ def test_loglikelihood_task_matches_sparq_perplexity(served):
 
 def test_generate_until_task_matches_sparq_generate(served):
     server, model, d = served
-    tasks = d / "tasks"
-    tasks.mkdir(exist_ok=True)
-    write_tasks(tasks)
-    docs, _ = run_lm_eval(server.port, "sparq_demo_gen", tasks, d / "out-gen", tokenized=False)
+    docs, _ = run_lm_eval(server.port, "sparq_demo_gen", d / "tasks", d / "out-gen", tokenized=False)
     assert len(docs) == len(GEN_DOCS)
     for s in docs:
         prompt = GEN_DOCS[s["doc_id"]]["prompt"]
