@@ -102,6 +102,7 @@ for i in "${!targets[@]}"; do
       for f in "$fresh"/*; do [ -e "$corpus/$(basename "$f")" ] || [ ! -f "$f" ] || cp "$f" "$corpus/"; done
       # A named input that the minimal set also holds under its hash is kept once, by name.
       for f in "$corpus"/*; do
+        [ -f "$f" ] || continue  # removed a moment ago as the hashed twin of a named input
         h=$(sha1sum "$f" | cut -c1-40); [ "$(basename "$f")" = "$h" ] || rm -f "$corpus/$h"
       done
     else
