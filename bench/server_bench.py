@@ -122,7 +122,9 @@ class Target:
 
     def detokenize(self, ids, route):
         if route == "/extras/tokenize":
-            return self.post("/extras/detokenize", {"tokens": ids})[1]["text"]
+            # llama-cpp-python answers 500 when the ids end inside a UTF-8 character.
+            status, out = self.post("/extras/detokenize", {"tokens": ids})
+            return out["text"] if status == 200 and isinstance(out, dict) and "text" in out else None
         body = {"tokens": ids}
         if self.model:
             body["model"] = self.model
@@ -153,8 +155,15 @@ def build_prompts(target: Target, lengths, per_length, log=print):
         raise RuntimeError(f"corpus tokenizes to {len(ids)} tokens, fewer than the longest prompt ({maxlen})")
     for L in lengths:
         for j in range(per_length):
-            off = (j * 7919 + L * 31) % (len(ids) - L)
-            prompts.append((L, target.detokenize(ids[off:off + L], route)))
+            off = (j * 7919 + L * 31) % (len(ids) - L - 8)
+            # A slice that cuts a character in two does not detokenize everywhere: move it along.
+            for shift in range(8):
+                piece = target.detokenize(ids[off + shift:off + shift + L], route)
+                if piece is not None:
+                    break
+            if piece is None:
+                raise RuntimeError(f"{target.name}: no slice of {L} tokens near offset {off} detokenizes")
+            prompts.append((L, piece))
     return prompts
 
 
