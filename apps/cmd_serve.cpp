@@ -124,11 +124,11 @@ void run_serve(const ServeArgs& a) {
   opt.max_sequences = a.parallel;
   if (a.ctx > 0) opt.context_length = opt.context_length > 0 ? std::min(opt.context_length, a.ctx) : a.ctx;
   if (opt.context_length <= 0) fail("the model file does not say its context length; give --ctx");
+  const uint64_t block_bytes = kv_cache_geometry(*m.graph).block_bytes();
   std::unique_ptr<KvStorage> kv;
   if (a.kv_budget_mib > 0) {
     kv = m.kv_storage_for_bytes(static_cast<uint64_t>(a.kv_budget_mib) << 20);
   } else {
-    const uint64_t block_bytes = kv_cache_geometry(*m.graph).block_bytes();
     const int64_t blocks = kv_blocks_for(opt.context_length, kKvBlockTokens) * a.parallel;
     kv = m.kv_storage_for_bytes(std::min<uint64_t>(static_cast<uint64_t>(blocks) * block_bytes, std::max(kDefaultKvCap, block_bytes)));
   }
@@ -154,7 +154,7 @@ void run_serve(const ServeArgs& a) {
                a.model.c_str(), name.c_str(), m.backend->name().c_str(), m.backend_choice.c_str(), m.load_seconds,
                static_cast<long long>(a.parallel), static_cast<long long>(ctx.context_length),
                static_cast<long long>(blocks.capacity_tokens()),
-               static_cast<double>(blocks.total_blocks()) * static_cast<double>(kv_cache_geometry(*m.graph).block_bytes()) / (1 << 20),
+               static_cast<double>(blocks.total_blocks()) * static_cast<double>(block_bytes) / (1 << 20),
                so.api_key.empty() ? "" : "; API key required");
   std::fflush(stderr);
 

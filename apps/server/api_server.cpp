@@ -249,17 +249,7 @@ void ApiServer::tokenize(const httplib::Request& req, httplib::Response& res) {
   const ServingContext* c = ready_context(res);
   if (!c) return;
   const TokenizeRequest r = parse_tokenize_request(req.body);
-  std::string text = r.prompt;
-  if (r.is_chat) {
-    if (!c->chat_template) invalid_value("messages", "this model ships no chat template");
-    ChatTemplateOptions options = c->template_options;
-    options.add_generation_prompt = r.add_generation_prompt;
-    try {
-      text = c->chat_template->render(r.messages, options);
-    } catch (const Error& e) {
-      invalid_value("messages", std::string("the model's chat template refused the messages: ") + e.what());
-    }
-  }
+  const std::string text = r.is_chat ? c->render_chat(r.messages, r.add_generation_prompt) : r.prompt;
   const std::vector<int32_t> ids = c->tok().encode(text, r.add_special_tokens);
   Json j;
   j["count"] = ids.size();

@@ -119,17 +119,7 @@ void check_fits(int64_t prompt_tokens, const std::optional<int64_t>& max_tokens,
 
 std::unique_ptr<CompletionJob> CompletionJob::start_chat(const ServingContext& ctx, ChatRequest request, Clock::time_point arrival) {
   std::unique_ptr<CompletionJob> job(new CompletionJob(ctx, /*chat=*/true, std::move(request.gen), arrival));
-  if (!ctx.chat_template)
-    throw ApiError(400, "invalid_request_error", "invalid_value", "messages",
-                   "this model ships no chat template; use /v1/completions with a plain prompt");
-  ChatTemplateOptions options = ctx.template_options;
-  options.add_generation_prompt = request.add_generation_prompt;
-  std::string prompt;
-  try {
-    prompt = ctx.chat_template->render(request.messages, options);
-  } catch (const Error& e) {
-    invalid_value("messages", std::string("the model's chat template refused the messages: ") + e.what());
-  }
+  const std::string prompt = ctx.render_chat(request.messages, request.add_generation_prompt);
   std::vector<int32_t> ids = ctx.tok().encode(prompt, /*add_special=*/false);
   check_fits(static_cast<int64_t>(ids.size()), job->gen_.max_tokens, ctx.context_length, "messages");
   job->prompts_.push_back(std::move(ids));
@@ -275,6 +265,16 @@ Json CompletionJob::token_logprob_entry(const PositionLogprobs& lp) const {
   return out;
 }
 
+// A legacy top_logprobs entry: piece -> log-probability of the alternatives, the chosen token
+// included (as vLLM reports them).
+Json CompletionJob::legacy_top(const PositionLogprobs& lp) const {
+  Json top = Json::object();
+  for (const TokenLogprob& t : lp.top) top[token_text(t.id)] = t.logprob;
+  const std::string chosen = token_text(lp.token.id);
+  if (!top.contains(chosen)) top[chosen] = lp.token.logprob;
+  return top;
+}
+
 // Legacy lists: the token's piece, its log-probability, its alternatives (the chosen one included,
 // as vLLM reports them), and where the piece starts in the text.
 void CompletionJob::append_legacy(Choice& c, const std::string& piece, const PositionLogprobs* lp) {
@@ -287,11 +287,7 @@ void CompletionJob::append_legacy(Choice& c, const std::string& piece, const Pos
     return;
   }
   c.token_logprobs.push_back(lp->token.logprob);
-  Json top = Json::object();
-  for (const TokenLogprob& t : lp->top) top[token_text(t.id)] = t.logprob;
-  const std::string chosen = token_text(lp->token.id);
-  if (!top.contains(chosen)) top[chosen] = lp->token.logprob;
-  c.top_logprobs.push_back(std::move(top));
+  c.top_logprobs.push_back(legacy_top(*lp));
 }
 
 std::string CompletionJob::chunk(const Choice& c, const std::string& text, const Json& logprobs, const char* finish_reason) const {
@@ -351,11 +347,7 @@ void CompletionJob::on_event(Choice& c, const GenerationEvent& ev, const SseWrit
         if (pos >= c.echo_logprobs) break;
         const PositionLogprobs& lp = ev.logprobs[i];
         c.token_logprobs[pos] = lp.token.logprob;
-        Json top = Json::object();
-        for (const TokenLogprob& t : lp.top) top[token_text(t.id)] = t.logprob;
-        const std::string chosen = token_text(lp.token.id);
-        if (!top.contains(chosen)) top[chosen] = lp.token.logprob;
-        c.top_logprobs[pos] = std::move(top);
+        c.top_logprobs[pos] = legacy_top(lp);
       }
       return;
     }

@@ -55,6 +55,7 @@ class CompletionJob {
                     const char* finish_reason) const;
   nlohmann::ordered_json usage() const;
   nlohmann::ordered_json token_logprob_entry(const PositionLogprobs& lp) const;
+  nlohmann::ordered_json legacy_top(const PositionLogprobs& lp) const;
   void append_legacy(Choice& c, const std::string& piece, const PositionLogprobs* lp);
   std::string token_text(int32_t id) const;
 

@@ -25,6 +25,9 @@ struct ServingContext {
   ServerMetrics* metrics = nullptr;
 
   const Tokenizer& tok() const { return *tokenizer->tokenizer; }
+  // The messages through the model's chat template; ApiError 400 (param messages) when the model
+  // ships none or the template refuses them.
+  std::string render_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt) const;
 };
 
 }  // namespace sparq::server
