@@ -287,10 +287,7 @@ void CpuLinear::forward_int8(const float* x, int64_t rows, float* y) const {
   std::vector<float> sx(static_cast<size_t>(rows));
   quantize_int8_dynamic(x, rows, in_, per_tensor_input_, xq.data(), sx.data(), threads_);
   if (onednn_) {
-    onednn_->run(xq.data(), rows, y);  // y = acc * s_w
-#pragma omp parallel for num_threads(threads_) schedule(static) if (rows * out_ > 65536)  // a decode row is not worth a fork
-    for (int64_t t = 0; t < rows; ++t)
-      for (int64_t o = 0; o < out_; ++o) y[t * out_ + o] *= sx[static_cast<size_t>(t)];
+    onednn_->run(xq.data(), rows, sx.data(), y);
     return;
   }
   const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));

@@ -3,6 +3,11 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
 
 #include "backends/cpu/omp_threads.h"
 #include "runtime/core/error.h"
@@ -19,23 +24,74 @@ bool onednn_int8_is_exact() {
   return has(dnnl_cpu_isa_avx512_core_vnni) || has(dnnl_cpu_isa_avx2_vnni);
 }
 
+namespace {
+
+struct SharedMatmul {
+  dnnl::matmul primitive;
+  memory::desc scratchpad_md;
+  size_t scratchpad_bytes = 0;
+  std::string implementation;
+};
+
+// The weights' packed layout is the one oneDNN picks for M = 1 (the decode hot path); the kernels
+// of larger M read it too. The scratchpad is the caller's, so one primitive can run on several
+// threads at once.
+dnnl::matmul::primitive_desc make_pd(const dnnl::engine& engine, int64_t m, int64_t k, int64_t n,
+                                     const memory::desc& weights_md) {
+  const memory::desc src({m, k}, dt::s8, tag::ab), dst({m, n}, dt::s32, tag::ab);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, engine);
+}
+
+// Process-wide: primitives by (M, K, N). Never shrinks; bounded by distinct weight shapes times
+// (kExactRows + kMaxPieceRows / kExactRows) row counts. Kept alive until exit on purpose (no
+// destruction order to get wrong against oneDNN's own statics).
+class PrimitiveCache {
+ public:
+  static PrimitiveCache& instance() {
+    static PrimitiveCache& cache = *new PrimitiveCache;
+    return cache;
+  }
+
+  // A primitive runs only on a stream of the engine it was made with, so every user shares this one.
+  const dnnl::engine& engine() const { return engine_; }
+
+  const SharedMatmul& get(int64_t m, int64_t k, int64_t n, const memory::desc& weights_md) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto key = std::make_tuple(m, k, n);
+    auto it = by_shape_.find(key);
+    if (it == by_shape_.end()) {
+      const auto pd = make_pd(engine_, m, k, n, weights_md);
+      SharedMatmul made{dnnl::matmul(pd), pd.scratchpad_desc(), pd.scratchpad_desc().get_size(), pd.impl_info_str()};
+      it = by_shape_.emplace(key, std::move(made)).first;
+    }
+    return it->second;  // std::map nodes do not move
+  }
+
+ private:
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  std::mutex mu_;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, SharedMatmul> by_shape_;
+};
+
+}  // namespace
+
 struct OneDnnInt8Matmul::Impl {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  const dnnl::engine& engine = PrimitiveCache::instance().engine();
   int64_t n = 0, k = 0;
   int threads = 1;
   std::vector<float> scales;
   memory::desc packed_md;
   memory packed;
-  dnnl::matmul single_row, any_rows;  // M = 1, and M a runtime dimension
 
-  // m = DNNL_RUNTIME_DIM_VAL: the row count is given when the primitive runs.
-  dnnl::matmul::primitive_desc make_pd(int64_t m, const memory::desc& weights_md) const {
-    const memory::desc src({m, k}, dt::s8, tag::ab), dst({m, n}, dt::f32, tag::ab);
-    dnnl::primitive_attr attr;
-    attr.set_output_scales(1 << 1, scales);
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, engine);
-  }
+  const SharedMatmul& primitive(int64_t m) const { return PrimitiveCache::instance().get(m, k, n, packed_md); }
 };
+
+int64_t OneDnnInt8Matmul::piece_rows(int64_t m) {
+  if (m <= kExactRows) return m;
+  return std::min(m, kMaxPieceRows) / kExactRows * kExactRows;
+}
 
 OneDnnInt8Matmul::OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales,
                                    int threads)
@@ -47,12 +103,8 @@ OneDnnInt8Matmul::OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, c
   d.scales = scales;
   try {
     ScopedOmpThreads team(d.threads);
-    // The layout the M = 1 kernel wants; the kernels of larger M read the same one.
-    auto pd = d.make_pd(1, memory::desc({k, n}, dt::s8, tag::any));
-    d.packed_md = pd.weights_desc();
+    d.packed_md = make_pd(d.engine, 1, k, n, memory::desc({k, n}, dt::s8, tag::any)).weights_desc();
     d.packed = memory(d.packed_md, d.engine);
-    d.single_row = dnnl::matmul(pd);
-    d.any_rows = dnnl::matmul(d.make_pd(DNNL_RUNTIME_DIM_VAL, d.packed_md));
     // Our weight is [N, K] row-major = a [K, N] matrix in "ba" order.
     memory user(memory::desc({k, n}, dt::s8, tag::ba), d.engine, const_cast<int8_t*>(weight));
     dnnl::stream s(d.engine);
@@ -67,16 +119,45 @@ OneDnnInt8Matmul::~OneDnnInt8Matmul() = default;
 
 uint64_t OneDnnInt8Matmul::packed_bytes() const { return impl_->packed_md.get_size(); }
 
-void OneDnnInt8Matmul::run(const int8_t* x, int64_t m, float* y) const {
-  Impl& d = *impl_;
+std::string OneDnnInt8Matmul::implementation(int64_t m) const {
+  try {
+    return impl_->primitive(piece_rows(m)).implementation;
+  } catch (const dnnl::error& e) {
+    fail("oneDNN INT8 matmul [", m, " x ", impl_->k, "] x [", impl_->k, " x ", impl_->n, "]: ", e.what());
+  }
+}
+
+void OneDnnInt8Matmul::run(const int8_t* x, int64_t m, const float* row_scales, float* y) const {
+  const Impl& d = *impl_;
+  thread_local std::vector<uint8_t> scratchpad;
   try {
     ScopedOmpThreads team(d.threads);
-    const dnnl::matmul& mm = m == 1 ? d.single_row : d.any_rows;
-    memory src(memory::desc({m, d.k}, dt::s8, tag::ab), d.engine, const_cast<int8_t*>(x));
-    memory dst(memory::desc({m, d.n}, dt::f32, tag::ab), d.engine, y);
     dnnl::stream s(d.engine);
-    mm.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, d.packed}, {DNNL_ARG_DST, dst}});
-    s.wait();
+    for (int64_t r0 = 0; r0 < m;) {
+      const int64_t rows = piece_rows(m - r0);
+      const SharedMatmul& mm = d.primitive(rows);
+      if (scratchpad.size() < mm.scratchpad_bytes) scratchpad.resize(mm.scratchpad_bytes);
+      float* yr = y + r0 * d.n;
+      // The int32 sums land in y itself; each becomes its scaled float in place below.
+      memory src(memory::desc({rows, d.k}, dt::s8, tag::ab), d.engine, const_cast<int8_t*>(x + r0 * d.k));
+      memory dst(memory::desc({rows, d.n}, dt::s32, tag::ab), d.engine, yr);
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, d.packed}, {DNNL_ARG_DST, dst}};
+      if (mm.scratchpad_bytes) args.emplace(DNNL_ARG_SCRATCHPAD, memory(mm.scratchpad_md, d.engine, scratchpad.data()));
+      mm.primitive.execute(s, args);
+      s.wait();
+      const float* sw = d.scales.data();
+      const float* sx = row_scales + r0;
+      const int64_t n = d.n;
+      // (acc * s_w) * s_x: the order oneDNN's output scale and the former separate pass used.
+#pragma omp parallel for num_threads(d.threads) schedule(static) if (rows * n > 65536)  // a decode row is not worth a fork
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t o = 0; o < n; ++o) {
+          int32_t acc;
+          std::memcpy(&acc, yr + t * n + o, sizeof acc);
+          yr[t * n + o] = static_cast<float>(acc) * sw[o] * sx[t];
+        }
+      r0 += rows;
+    }
   } catch (const dnnl::error& e) {
     fail("oneDNN INT8 matmul [", m, " x ", d.k, "] x [", d.k, " x ", d.n, "] failed: ", e.what());
   }

@@ -1,17 +1,21 @@
-// y[M, N] = f32(x_s8[M, K] · W_s8[N, K]ᵀ) * s_w[N] through oneDNN 2.6. The per-output-channel weight
-// scales are fixed when the primitive is created (set_output_scales(1 << 1, ...)): runtime scales
-// make oneDNN fall back to a much slower kernel. The per-token activation scale is not fused (an
-// [M, 1] post-op also falls back); the caller applies it afterwards.
+// y[M, N] = (f32(x_s8[M, K] · W_s8[N, K]ᵀ) * s_w[N]) * s_x[M] through oneDNN 2.6.
 //
 // The weights are reordered once into oneDNN's packed layout (format_tag::any, e.g. BA16a64b4a), so
 // this path holds one copy of each INT8 weight besides the mmap (the file's pages are released).
 //
-// Two primitives per weight, whatever row counts continuous batching brings: one for M = 1 (a
-// single decode token, the hot path) and one whose M is a runtime dimension for every other step,
-// so memory does not grow with the number of distinct step sizes.
+// oneDNN 2.6 has fast (brgemm, VNNI) kernels only for a fixed M: a primitive whose M is a runtime
+// dimension runs the reference kernel, 1000x slower (bench/onednn_int8_primitives.sh). So a
+// primitive is built per row count, and their number stays small whatever sizes continuous
+// batching brings:
+// - they are shared by every weight of the same [N x K] shape: the primitive writes the exact
+//   int32 sums and both scales are applied afterwards, so no weight's values are part of it;
+// - up to kExactRows rows get a primitive of their own row count (decode batches, short chunks);
+//   a larger step runs in pieces of a multiple of kExactRows rows, at most kMaxPieceRows, and a
+//   remainder below kExactRows. Integer sums are exact, so pieces do not change a row's result.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace sparq::cpu {
@@ -24,11 +28,19 @@ bool onednn_int8_is_exact();
 
 class OneDnnInt8Matmul {
  public:
+  static constexpr int64_t kExactRows = 64, kMaxPieceRows = 512;
+
   // threads: the OpenMP team oneDNN uses when run() is called (from any thread).
   OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales, int threads);
   ~OneDnnInt8Matmul();
-  void run(const int8_t* x, int64_t m, float* y) const;
+  // row_scales: s_x, one per row of x. Safe to call from several threads at once.
+  void run(const int8_t* x, int64_t m, const float* row_scales, float* y) const;
   uint64_t packed_bytes() const;
+
+  // The rows of the first piece when m rows remain.
+  static int64_t piece_rows(int64_t m);
+  // oneDNN's name of the kernel that runs m rows of this weight (e.g. "brg:avx512_core_vnni").
+  std::string implementation(int64_t m) const;
 
  private:
   struct Impl;

@@ -187,8 +187,13 @@ class HAProxy:
     def stat(self, servers_only=True):
         """`show stat` rows of the backend sparq, by server name (and BACKEND unless servers_only)."""
         rows = csv.DictReader(io.StringIO(self.command("show stat").lstrip("# ")))
-        return {r["svname"]: r for r in rows
-                if r["pxname"] == "sparq" and r["svname"] != "FRONTEND" and not (servers_only and r["svname"] == "BACKEND")}
+        found = {r["svname"]: r for r in rows
+                 if r["pxname"] == "sparq" and r["svname"] != "FRONTEND" and not (servers_only and r["svname"] == "BACKEND")}
+        for row in found.values():
+            # HAProxy marks the last result "* L4CON" while the next check is already running; the result is
+            # the same, so the mark is dropped.
+            row["check_status"] = (row.get("check_status") or "").removeprefix("* ")
+        return found
 
     def wait_status(self, server, prefix, timeout):
         deadline = time.monotonic() + timeout

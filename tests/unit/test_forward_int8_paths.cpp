@@ -60,28 +60,75 @@ TEST_CASE("INT8 W8A8 through oneDNN equals our own kernel bit for bit", "[forwar
 }
 
 // The oneDNN wrapper itself, on any CPU: with values small enough that even a kernel adding u8 x s8
-// pairs into int16 cannot saturate, every row count (M = 1, and the runtime-M primitive for the
-// rest, one primitive whatever M) gives the exact int32 products times the weight scales.
-TEST_CASE("oneDNN INT8 matmul is exact for every row count through two primitives", "[forward]") {
+// pairs into int16 cannot saturate, every row count (exact primitives up to kExactRows, pieces of
+// larger steps, a remainder) gives the exact int32 products times the weight and row scales, in the
+// order (acc * s_w) * s_x. Two weights of the same shape share primitives and must not mix.
+TEST_CASE("oneDNN INT8 matmul is exact for every row count, in pieces and with shared primitives", "[forward]") {
   constexpr int64_t n = 37, k = 72;
-  std::vector<int8_t> w(static_cast<size_t>(n * k));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(static_cast<int>(i * 7 % 17) - 8);
+  auto make_weight = [](int salt) {
+    std::vector<int8_t> w(static_cast<size_t>(n * k));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(static_cast<int>((i * 7 + static_cast<size_t>(salt)) % 17) - 8);
+    return w;
+  };
+  const std::vector<int8_t> w1 = make_weight(0), w2 = make_weight(5);
   std::vector<float> scales(static_cast<size_t>(n));
   for (size_t o = 0; o < scales.size(); ++o) scales[o] = 0.5f + 0.25f * static_cast<float>(o % 4);
-  const cpu::OneDnnInt8Matmul mm(w.data(), n, k, scales, 2);
-  for (int64_t m : {1, 2, 7, 16, 64, 65, 300}) {
+  const cpu::OneDnnInt8Matmul mm1(w1.data(), n, k, scales, 2), mm2(w2.data(), n, k, scales, 2);
+  for (int64_t m : {1, 2, 7, 16, 63, 64, 65, 300, 512, 1100}) {
     std::vector<int8_t> x(static_cast<size_t>(m * k));
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>(static_cast<int>((i * 13 + static_cast<size_t>(m)) % 17) - 8);
-    std::vector<float> y(static_cast<size_t>(m * n));
-    mm.run(x.data(), m, y.data());
-    size_t differ = 0;
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t o = 0; o < n; ++o) {
-        int32_t acc = 0;
-        for (int64_t c = 0; c < k; ++c) acc += int32_t{x[static_cast<size_t>(r * k + c)]} * w[static_cast<size_t>(o * k + c)];
-        differ += y[static_cast<size_t>(r * n + o)] != static_cast<float>(acc) * scales[static_cast<size_t>(o)];
-      }
-    INFO("M = " << m);
-    CHECK(differ == 0);
+    std::vector<float> sx(static_cast<size_t>(m));
+    for (size_t t = 0; t < sx.size(); ++t) sx[t] = 0.001f * static_cast<float>(t % 9 + 1);
+    for (const auto* pair : {&w1, &w2}) {
+      const cpu::OneDnnInt8Matmul& mm = pair == &w1 ? mm1 : mm2;
+      const std::vector<int8_t>& w = *pair;
+      std::vector<float> y(static_cast<size_t>(m * n));
+      mm.run(x.data(), m, sx.data(), y.data());
+      size_t differ = 0;
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t o = 0; o < n; ++o) {
+          int32_t acc = 0;
+          for (int64_t c = 0; c < k; ++c) acc += int32_t{x[static_cast<size_t>(r * k + c)]} * w[static_cast<size_t>(o * k + c)];
+          const float want = static_cast<float>(acc) * scales[static_cast<size_t>(o)] * sx[static_cast<size_t>(r)];
+          differ += y[static_cast<size_t>(r * n + o)] != want;
+        }
+      INFO("M = " << m << ", weight " << (pair == &w1 ? 1 : 2));
+      CHECK(differ == 0);
+    }
+  }
+}
+
+TEST_CASE("a step of any size is cut into pieces that each have a primitive", "[forward]") {
+  using M = cpu::OneDnnInt8Matmul;
+  for (int64_t m = 1; m <= 3000; ++m) {
+    int64_t left = m, pieces = 0;
+    while (left > 0) {
+      const int64_t p = M::piece_rows(left);
+      INFO("m = " << m << ", left = " << left << ", piece = " << p);
+      REQUIRE(p >= 1);
+      REQUIRE(p <= left);
+      REQUIRE((p <= M::kExactRows || (p % M::kExactRows == 0 && p <= M::kMaxPieceRows)));
+      left -= p;
+      ++pieces;
+    }
+    CHECK(pieces <= m / M::kMaxPieceRows + 2);
+  }
+}
+
+// oneDNN 2.6 runs a reference kernel, three orders of magnitude slower, for shapes its fast kernels
+// refuse (a runtime M did that): where VNNI makes the oneDNN path the one INT8 linears take, every
+// row count must get a real kernel.
+TEST_CASE("oneDNN INT8 matmul never runs a reference kernel where it is used", "[forward]") {
+  if (!cpu::onednn_int8_is_exact()) {
+    WARN("no VNNI on this CPU: INT8 linears do not use oneDNN");
+    return;
+  }
+  constexpr int64_t n = 256, k = 512;
+  const std::vector<int8_t> w(static_cast<size_t>(n * k), 1);
+  const cpu::OneDnnInt8Matmul mm(w.data(), n, k, std::vector<float>(static_cast<size_t>(n), 1.0f), 2);
+  for (int64_t m : {1, 2, 5, 16, 17, 33, 64, 128, 192, 448, 512}) {
+    const std::string impl = mm.implementation(m);
+    INFO("M = " << m << ": " << impl);
+    CHECK(impl.find("ref") == std::string::npos);
   }
 }
