@@ -1,4 +1,4 @@
-// sparq convert HF_DIR -o FILE [--verify]
+// sparq convert HF_DIR -o FILE [--verify] [--head keep|int8]
 #include <signal.h>
 #include <unistd.h>
 
@@ -59,6 +59,11 @@ void add_convert_command(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("-o,--output", opts->output_path, "Output .sparq file (written atomically)")->required();
   cmd->add_flag("--verify", opts->verify, "Re-open the output and check every tensor against the source");
+  cmd->add_option_function<std::string>(
+         "--head", [opts](const std::string& v) { opts->int8_head = v == "int8"; },
+         "Output head: keep (as in the checkpoint, default) or int8 (an unquantized head, or the tied embeddings, "
+         "stored as W8A8 INT8 per row: faster decode, lossy)")
+      ->check(CLI::IsMember({"keep", "int8"}));
   cmd->add_flag("-q,--quiet", *quiet, "No progress bar or summary");
   cmd->callback([opts, quiet] { run_convert(*opts, *quiet); });
 }

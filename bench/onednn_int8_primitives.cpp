@@ -1,6 +1,6 @@
 // How oneDNN INT8 matmul primitives for continuous batching should be kept: one primitive per
-// distinct row count M (what sparq did before) against one with M as a runtime dimension (what it
-// does now, next to a fixed M = 1 primitive for decode). Prints, per M, the time of one call of
+// distinct row count M (what sparq does, shared by weight shape) against one with M as a runtime
+// dimension (which oneDNN 2.6 serves with its reference kernel on VNNI CPUs). Prints, per M, the time of one call of
 // each, and the resident memory the per-M primitives added. Built and run by
 // bench/onednn_int8_primitives.sh. The weight is [n x k] s8, packed once and shared, as in
 // backends/cpu/onednn_int8_matmul.cpp.

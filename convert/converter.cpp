@@ -112,7 +112,7 @@ ConvertReport convert_checkpoint(const ConvertOptions& opts, const ConvertProgre
   if (!fs::is_directory(out_dir)) fail("output directory ", out_dir.string(), " does not exist");
 
   HfCheckpoint ckpt(opts.input_dir);
-  ConversionPlan plan = plan_conversion(ckpt);
+  ConversionPlan plan = plan_conversion(ckpt, opts.int8_head);
   std::vector<Carried> files = read_carried_files(opts.input_dir);
   const json metadata = build_metadata(ckpt, plan, files);
 

@@ -11,6 +11,9 @@ struct ConvertOptions {
   std::string input_dir;
   std::string output_path;
   bool verify = false;  // re-open the output and check every tensor against the source
+  // Opt-in and lossy: an unquantized output head (Gemma's is the tied BF16 embedding, a third of
+  // the bytes a decode step reads) is stored as W8A8 INT8 (per output row, dynamic per token).
+  bool int8_head = false;
 };
 
 // Progress events: a phase ("convert", "verify"), bytes done and total, the current tensor.

@@ -1,6 +1,7 @@
 #include "convert/tensor_plan.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
@@ -315,6 +316,65 @@ bool is_2of4(const SourceTensor& w, bool fp8, int64_t out, int64_t in) {
   return true;
 }
 
+// Symmetric per-row INT8 by the formula llm-compressor uses for W8A8 weights (in f32 here, where it
+// keeps the scale in the weight's dtype): scale = max|w| / 127.5
+// ((q_max - q_min) / 2), q = round-half-even(w / scale) clamped to [-128, 127]; an all-zero row
+// gets scale 1.
+float int8_row_scale(const SourceTensor& s, int64_t row, int64_t in) {
+  const unsigned isz = dtype_bits(s.info->dtype) / 8;
+  const uint8_t* p = s.data().data() + static_cast<uint64_t>(row * in) * isz;
+  float amax = 0.0f;
+  for (int64_t c = 0; c < in; ++c) amax = std::max(amax, std::fabs(to_f32(s.info->dtype, p + c * isz)));
+  return amax > 0.0f ? amax / 127.5f : 1.0f;
+}
+
+void quantize_int8_row(const SourceTensor& s, int64_t row, int64_t in, float scale, uint8_t* out) {
+  const unsigned isz = dtype_bits(s.info->dtype) / 8;
+  const uint8_t* p = s.data().data() + static_cast<uint64_t>(row * in) * isz;
+  for (int64_t c = 0; c < in; ++c) {
+    const float q = std::nearbyint(to_f32(s.info->dtype, p + c * isz) / scale);
+    out[c] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(q, -128.0f, 127.0f)));
+  }
+}
+
+// The two tensors of an INT8 head quantized from an unquantized [out, in] source.
+std::pair<PlannedTensor, PlannedTensor> int8_head_tensors(const SourceTensor& src, int64_t out, int64_t in) {
+  const DType t = src.info->dtype;
+  if (t != DType::BF16 && t != DType::F16 && t != DType::F32)
+    fail("--head int8: ", src.info->name, " has dtype ", dtype_name(t), "; expected BF16, F16 or F32");
+  expect_shape(src, {out, in});
+  PlannedTensor w{"lm_head.weight", DType::I8, {out, in}, Layout::RowMajor, static_cast<uint64_t>(out * in), {&src}, {}, {}};
+  w.produce = [&src, out, in](const ByteSink& sink) {
+    stream_rows(out, static_cast<uint64_t>(in), [&](int64_t r0, int64_t r1, uint8_t* buf) {
+      for (int64_t r = r0; r < r1; ++r) quantize_int8_row(src, r, in, int8_row_scale(src, r, in), buf + (r - r0) * in);
+      release_rows(src, r1, out);
+    }, sink);
+  };
+  w.verify = [&src, out, in](std::span<const uint8_t> b) {
+    std::vector<uint8_t> row(static_cast<size_t>(in));
+    for (int64_t r = 0; r < out; ++r) {
+      quantize_int8_row(src, r, in, int8_row_scale(src, r, in), row.data());
+      if (std::memcmp(row.data(), b.data() + r * in, row.size()) != 0) mismatch("lm_head.weight", r);
+    }
+  };
+  PlannedTensor sc{"lm_head.weight_scale", DType::F32, {out, 1}, Layout::RowMajor, static_cast<uint64_t>(out * 4), {&src}, {}, {}};
+  sc.produce = [&src, out, in](const ByteSink& sink) {
+    stream_rows(out, 4, [&](int64_t r0, int64_t r1, uint8_t* buf) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float f = int8_row_scale(src, r, in);
+        std::memcpy(buf + (r - r0) * 4, &f, 4);
+      }
+    }, sink);
+  };
+  sc.verify = [&src, out, in](std::span<const uint8_t> b) {
+    for (int64_t r = 0; r < out; ++r) {
+      const float f = int8_row_scale(src, r, in);
+      if (std::memcmp(&f, b.data() + r * 4, 4) != 0) mismatch("lm_head.weight_scale", r);
+    }
+  };
+  return {std::move(w), std::move(sc)};
+}
+
 struct PlanBuilder {
   explicit PlanBuilder(const HfCheckpoint& c) : ckpt(c) {}
   const HfCheckpoint& ckpt;
@@ -329,7 +389,25 @@ struct PlanBuilder {
   }
 
   void plan_linear(const std::string& module, int64_t out, int64_t in);
+  void plan_int8_head(const SourceTensor& src, int64_t out, int64_t in);
 };
+
+void PlanBuilder::plan_int8_head(const SourceTensor& src, int64_t out, int64_t in) {
+  if (ckpt.find("lm_head.weight_scale") || ckpt.find("lm_head.weight_packed"))
+    fail("--head int8: lm_head is already quantized in the checkpoint");
+  if (ckpt.find("lm_head.bias")) fail("--head int8: lm_head has a bias, which the INT8 head does not carry");
+  auto [w, sc] = int8_head_tensors(src, out, in);
+  add(std::move(w));
+  add(std::move(sc));
+  LinearScheme s;
+  s.weight_dtype = DType::I8;
+  s.weight_strategy = "channel";
+  s.input = ActivationQuant{false, 8, "token", true, true};
+  plan.linears["lm_head"] = linear_scheme_to_json(s);
+  label_counts[linear_scheme_label(s)]++;
+  plan.notes.push_back("lm_head quantized to INT8 per output row from " + src.info->name +
+                       " (--head int8: lossy, logits differ from the checkpoint's)");
+}
 
 void PlanBuilder::plan_linear(const std::string& module, int64_t out, int64_t in) {
   LinearSources src;
@@ -486,7 +564,7 @@ void PlanBuilder::plan_linear(const std::string& module, int64_t out, int64_t in
 
 }  // namespace
 
-ConversionPlan plan_conversion(const HfCheckpoint& ckpt) {
+ConversionPlan plan_conversion(const HfCheckpoint& ckpt, bool int8_head) {
   PlanBuilder b(ckpt);
   b.plan.model = parse_model_config(ckpt.config());
   b.plan.compression = parse_compression_config(ckpt.config());
@@ -494,7 +572,14 @@ ConversionPlan plan_conversion(const HfCheckpoint& ckpt) {
 
   for (const auto& e : expected_tensors(m)) {
     if (e.linear) {
-      b.plan_linear(e.name.substr(0, e.name.size() - 7), e.shape[0], e.shape[1]);
+      const std::string module = e.name.substr(0, e.name.size() - 7);
+      if (module == "lm_head" && int8_head) {
+        const SourceTensor* s = ckpt.find(e.name);
+        if (!s) fail("checkpoint has no tensor ", e.name, ", which ", m.hf_architecture, " needs");
+        b.plan_int8_head(*s, e.shape[0], e.shape[1]);
+      } else {
+        b.plan_linear(module, e.shape[0], e.shape[1]);
+      }
       continue;
     }
     const SourceTensor* s = ckpt.find(e.name);
@@ -507,6 +592,9 @@ ConversionPlan plan_conversion(const HfCheckpoint& ckpt) {
       fail("tensor ", e.name, " has dtype ", dtype_name(t), "; expected BF16, F16 or F32");
     b.add(copy_tensor(e.name, *s));
   }
+
+  // A tied head is the embedding matrix; quantized, it becomes a tensor of its own.
+  if (int8_head && m.tie_embeddings) b.plan_int8_head(ckpt.get("model.embed_tokens.weight"), m.vocab, m.hidden);
 
   // Whatever else the checkpoint holds: KV-cache scales are kept; redundant copies are dropped.
   for (const auto& [name, s] : ckpt.tensors()) {

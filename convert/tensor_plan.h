@@ -40,6 +40,7 @@ struct ConversionPlan {
   std::vector<std::string> notes;                     // what the user should know (skipped tensors, ...)
 };
 
-ConversionPlan plan_conversion(const HfCheckpoint& ckpt);
+// int8_head: store an unquantized lm_head (or the tied embeddings as lm_head) as INT8 W8A8.
+ConversionPlan plan_conversion(const HfCheckpoint& ckpt, bool int8_head = false);
 
 }  // namespace sparq

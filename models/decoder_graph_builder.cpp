@@ -75,7 +75,10 @@ ValueId DecoderGraphBuilder::gated_mlp(ValueId x, const std::string& prefix, Gat
 ValueId DecoderGraphBuilder::logits(ValueId h) {
   ValueId final_norm = norm(h, "model.norm");
   LinearWeights head;
-  if (cfg_.tie_embeddings) {
+  const auto linears = file_.metadata().find("linears");
+  const bool own_head = linears != file_.metadata().end() && linears->is_object() &&
+                        linears->contains("lm_head");  // e.g. sparq convert --head int8
+  if (cfg_.tie_embeddings && !own_head) {
     LinearScheme unquantized;
     unquantized.weight_dtype = file_.tensor("model.embed_tokens.weight").dtype;
     head = describe_linear(file_, "lm_head", "model.embed_tokens.weight", cfg_.hidden, cfg_.vocab, unquantized);

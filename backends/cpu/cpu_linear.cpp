@@ -195,6 +195,7 @@ CpuLinear::CpuLinear(const LinearWeights& w, const CpuLinearOptions& opts)
     }
   } else if (input_ == Input::Fp8Dynamic && wtype_ == DType::F8_E4M3 && per_row_scales) {
     path_ = Path::Fp8;
+    fp8_gemm_choice();  // an unknown SPARQ_FP8_GEMM fails at load, not in the middle of a prefill
   } else {
     path_ = Path::Generic;
   }
@@ -318,7 +319,7 @@ void CpuLinear::forward_fp8(const float* x, int64_t rows, float* y) const {
   std::vector<float> xv(xq.size());
   for (size_t i = 0; i < xq.size(); ++i) xv[i] = kFp8E4M3Table[xq[i]];
   const int64_t prow = static_cast<int64_t>(sparse24_positions_row_bytes(in_));
-  if (rows >= kGemmRows && OneDnnBf16Matmul::faster_than_f32()) {
+  if (rows >= kGemmRows && fp8_gemm_choice().bf16) {
     gemm_widened_bf16(xv.data(), rows, y);
   } else if (rows >= kGemmRows) {
     gemm_widened(xv.data(), rows, y, [&](int64_t o, int64_t n, float* w) {

@@ -3,7 +3,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
-#include <chrono>
+#include <cstdlib>
 #include <map>
 #include <vector>
 #include <mutex>
@@ -61,43 +61,33 @@ void OneDnnBf16Matmul::run(const uint16_t* x, int64_t m, const uint16_t* w, int6
   }
 }
 
-bool OneDnnBf16Matmul::faster_than_f32() {
-  // Some CPUs have AVX512-BF16 at half the f32 FMA rate, others at twice: time both once on a
-  // prefill-sized tile ([64 x 4096] x [4096 x 256], a few ms) and keep the faster.
-  static const bool faster = [] {
-    constexpr int64_t m = 64, k = 4096, n = 256;
-    try {
-      dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-      const memory::desc src({m, k}, dt::bf16, tag::ab), weights({k, n}, dt::bf16, tag::ba),
-          dst({m, n}, dt::f32, tag::ab);
-      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, dst), engine);
-      if (std::string(pd.impl_info_str()).find("ref") != std::string::npos) return false;
-      std::vector<uint16_t> xb(static_cast<size_t>(m * k), 0x3f80), wb(static_cast<size_t>(n * k), 0x3f80);
-      std::vector<float> xf(xb.size(), 1.0f), wf(wb.size(), 1.0f), y(static_cast<size_t>(m * n));
-      dnnl::matmul mm(pd);
-      memory ms(src, engine, xb.data()), mw(weights, engine, wb.data()), md(dst, engine, y.data());
-      dnnl::stream s(engine);
-      auto best = [](auto&& f) {  // one warm-up call, then the best of five
-        f();
-        double t = 1e9;
-        for (int i = 0; i < 5; ++i) {
-          const auto t0 = std::chrono::steady_clock::now();
-          f();
-          t = std::min(t, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        }
-        return t;
-      };
-      const double t_bf16 = best([&] {
-        mm.execute(s, {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}});
-        s.wait();
-      });
-      const double t_f32 = best([&] { dnnl_sgemm('N', 'T', m, n, k, 1.0f, xf.data(), k, wf.data(), k, 0.0f, y.data(), n); });
-      return t_bf16 < 0.9 * t_f32;  // clearly faster, so timing noise does not flip the choice
-    } catch (const dnnl::error&) {
-      return false;
+const Fp8GemmChoice& fp8_gemm_choice() {
+  static const Fp8GemmChoice choice = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto bf16_isa = static_cast<unsigned>(dnnl_cpu_isa_avx512_core_bf16);
+    // The ISA, and a real kernel (not oneDNN's reference one) for the runtime-M primitive run() uses.
+    const bool has_bf16 = (isa & bf16_isa) == bf16_isa && [] {
+      try {
+        constexpr int64_t k = 4096, n = 256;
+        const memory::desc src({DNNL_RUNTIME_DIM_VAL, k}, dt::bf16, tag::ab), weights({k, n}, dt::bf16, tag::ba);
+        const dnnl::matmul::primitive_desc pd(
+            dnnl::matmul::desc(src, weights, memory::desc({DNNL_RUNTIME_DIM_VAL, n}, dt::f32, tag::ab)),
+            dnnl::engine(dnnl::engine::kind::cpu, 0));
+        return std::string(pd.impl_info_str()).find("ref") == std::string::npos;
+      } catch (const dnnl::error&) {
+        return false;
+      }
+    }();
+    if (const char* v = std::getenv("SPARQ_FP8_GEMM")) {
+      const std::string want = v;
+      if (want == "f32") return Fp8GemmChoice{false, "f32 (SPARQ_FP8_GEMM=f32)"};
+      if (want != "bf16") fail("SPARQ_FP8_GEMM=\"", want, "\" is not a choice (bf16 or f32)");
+      if (!has_bf16) fail("SPARQ_FP8_GEMM=bf16: this CPU has no AVX512-BF16, so oneDNN has no BF16 kernels here");
+      return Fp8GemmChoice{true, "BF16 (SPARQ_FP8_GEMM=bf16)"};
     }
+    return has_bf16 ? Fp8GemmChoice{true, "BF16 (AVX512-BF16)"} : Fp8GemmChoice{false, "f32 (no AVX512-BF16)"};
   }();
-  return faster;
+  return choice;
 }
 
 }  // namespace sparq::cpu

@@ -9,8 +9,21 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace sparq::cpu {
+
+// The GEMM FP8 prefill uses: BF16 (this class) or f32 (oneDNN sgemm over widened tiles). The two sum
+// in different orders, so the choice changes the last bits of every result; it is made once per
+// process from CPU features, or the SPARQ_FP8_GEMM setting (bf16 | f32), never by timing (a timing
+// race on a busy machine made the same command print different numbers). Default: BF16 where oneDNN
+// has AVX512-BF16 kernels (the CPU's BF16 dot product does twice the multiply-adds of an f32 FMA),
+// f32 elsewhere. `sparq devices` reports it; an unknown setting is an error that names it.
+struct Fp8GemmChoice {
+  bool bf16 = false;
+  std::string reason;  // e.g. "BF16 (AVX512-BF16)", "f32 (SPARQ_FP8_GEMM=f32)"
+};
+const Fp8GemmChoice& fp8_gemm_choice();
 
 class OneDnnBf16Matmul {
  public:
@@ -18,10 +31,6 @@ class OneDnnBf16Matmul {
   ~OneDnnBf16Matmul();
   // Throws sparq::Error when oneDNN refuses the shape.
   void run(const uint16_t* x, int64_t m, const uint16_t* w, int64_t n, float* y, int64_t ldy) const;
-  // Whether BF16 GEMMs beat f32 ones on this CPU (measured once, a few ms); otherwise callers keep
-  // the f32 GEMM.
-  static bool faster_than_f32();
-
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

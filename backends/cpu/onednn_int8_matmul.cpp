@@ -28,6 +28,7 @@ namespace {
 
 struct SharedMatmul {
   dnnl::matmul primitive;
+  memory::desc weights_md;  // the packed layout it reads; every weight of the shape must match
   memory::desc scratchpad_md;
   size_t scratchpad_bytes = 0;
   std::string implementation;
@@ -44,9 +45,10 @@ dnnl::matmul::primitive_desc make_pd(const dnnl::engine& engine, int64_t m, int6
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, engine);
 }
 
-// Process-wide: primitives by (M, K, N). Never shrinks; bounded by distinct weight shapes times
-// (kExactRows + kMaxPieceRows / kExactRows) row counts. Kept alive until exit on purpose (no
-// destruction order to get wrong against oneDNN's own statics).
+// Process-wide: primitives by (M, K, N, threads) (oneDNN fixes a primitive's thread count when it
+// is made). Never shrinks; bounded by distinct weight shapes times kExactRows + kMaxPieceRows /
+// kExactRows - 1 row counts (71). Made under the lock: a new row count is rare after warm-up. Kept
+// alive until exit on purpose (no destruction order to get wrong against oneDNN's own statics).
 class PrimitiveCache {
  public:
   static PrimitiveCache& instance() {
@@ -57,22 +59,27 @@ class PrimitiveCache {
   // A primitive runs only on a stream of the engine it was made with, so every user shares this one.
   const dnnl::engine& engine() const { return engine_; }
 
-  const SharedMatmul& get(int64_t m, int64_t k, int64_t n, const memory::desc& weights_md) {
+  // The caller has set the OpenMP team size to `threads` (ScopedOmpThreads).
+  const SharedMatmul& get(int64_t m, int64_t k, int64_t n, int threads, const memory::desc& weights_md) {
     std::lock_guard<std::mutex> lock(mu_);
-    const auto key = std::make_tuple(m, k, n);
+    const auto key = std::make_tuple(m, k, n, threads);
     auto it = by_shape_.find(key);
     if (it == by_shape_.end()) {
       const auto pd = make_pd(engine_, m, k, n, weights_md);
-      SharedMatmul made{dnnl::matmul(pd), pd.scratchpad_desc(), pd.scratchpad_desc().get_size(), pd.impl_info_str()};
+      SharedMatmul made{dnnl::matmul(pd), weights_md, pd.scratchpad_desc(), pd.scratchpad_desc().get_size(),
+                        pd.impl_info_str()};
       it = by_shape_.emplace(key, std::move(made)).first;
     }
+    // oneDNN does not check arguments at execute: a weight packed differently must not share.
+    if (it->second.weights_md != weights_md)
+      fail("oneDNN INT8 matmul [", k, " x ", n, "]: two weights of one shape were packed in different layouts");
     return it->second;  // std::map nodes do not move
   }
 
  private:
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
   std::mutex mu_;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, SharedMatmul> by_shape_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int>, SharedMatmul> by_shape_;
 };
 
 }  // namespace
@@ -85,7 +92,7 @@ struct OneDnnInt8Matmul::Impl {
   memory::desc packed_md;
   memory packed;
 
-  const SharedMatmul& primitive(int64_t m) const { return PrimitiveCache::instance().get(m, k, n, packed_md); }
+  const SharedMatmul& primitive(int64_t m) const { return PrimitiveCache::instance().get(m, k, n, threads, packed_md); }
 };
 
 int64_t OneDnnInt8Matmul::piece_rows(int64_t m) {
@@ -121,6 +128,7 @@ uint64_t OneDnnInt8Matmul::packed_bytes() const { return impl_->packed_md.get_si
 
 std::string OneDnnInt8Matmul::implementation(int64_t m) const {
   try {
+    ScopedOmpThreads team(impl_->threads);
     return impl_->primitive(piece_rows(m)).implementation;
   } catch (const dnnl::error& e) {
     fail("oneDNN INT8 matmul [", m, " x ", impl_->k, "] x [", impl_->k, " x ", impl_->n, "]: ", e.what());

@@ -155,6 +155,9 @@ void validate_model(const Parsed& p) {
         fail("tensor ", e.name, " must be a row-major BF16/F16/F32 tensor");
     }
   }
+  // A tied model may carry a head of its own (sparq convert --head int8); it is then used.
+  if (cfg.tie_embeddings && linears.contains("lm_head"))
+    validate_linear_tensors("lm_head", linear_scheme_from_json(linears["lm_head"], "lm_head"), cfg.vocab, cfg.hidden, find);
 }
 
 }  // namespace
