@@ -74,7 +74,8 @@ for i in "${!targets[@]}"; do
   log="build-fuzz/$name.log"
   cov0=$(grep -m1 -oE 'INITED cov: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   cov1=$(grep -oE '(DONE|NEW|REDUCE|pulse|RELOAD) +cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || echo "$cov0")
-  runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+  # The last count: a run that stops on a finding may print the stats twice.
+  runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || echo 0)
   crashes=0
   if ((rc != 0)); then
     crashes=1; status=1

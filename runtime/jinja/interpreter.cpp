@@ -2,13 +2,36 @@
 
 #include <chrono>
 #include <cmath>
+#include <climits>
 #include <map>
+#include <unordered_set>
 
 #include "runtime/core/error.h"
 #include "runtime/core/utf8.h"
 #include "runtime/jinja/builtins.h"
 
 namespace sparq::jinja {
+
+namespace {
+
+// Whether `v` holds the dict `target` at any depth. Setting a namespace attribute is the only way a
+// value changes after it is made, and it may not close a cycle, so values form a DAG; `seen` keeps
+// the walk linear where they share parts.
+bool holds(const Value& v, const Dict* target, std::unordered_set<const void*>& seen) {
+  if (v.is_dict()) {
+    if (v.dict.get() == target) return true;
+    if (!seen.insert(v.dict.get()).second) return false;
+    for (const auto& kv : v.dict->items)
+      if (holds(kv.second, target, seen)) return true;
+  } else if (v.is_list()) {
+    if (!seen.insert(v.list.get()).second) return false;
+    for (const auto& x : *v.list)
+      if (holds(x, target, seen)) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 namespace {
 
@@ -134,6 +157,10 @@ class Interpreter {
           Value ns = lookup(s.targets[0]);
           if (!ns.is_dict() || !ns.dict->is_namespace)
             error_at(s.line, "cannot assign attribute '" + s.attr + "' on '" + s.targets[0] + "', which is not a namespace");
+          // Values are shared by reference: a namespace holding itself would be a cycle nothing frees.
+          std::unordered_set<const void*> seen;
+          if (holds(v, ns.dict.get(), seen))
+            error_at(s.line, "cannot store namespace '" + s.targets[0] + "' inside itself (attribute '" + s.attr + "')");
           ns.dict->set(s.attr, std::move(v));
         } else if (s.targets.size() == 1) {
           assign(s.targets[0], std::move(v));
@@ -419,9 +446,15 @@ class Interpreter {
     bool ints = a.kind != Value::Kind::Float && b.kind != Value::Kind::Float;
     int64_t x = a.kind == Value::Kind::Bool ? a.b : a.i, y = b.kind == Value::Kind::Bool ? b.b : b.i;
     double fx = a.as_double(), fy = b.as_double();
-    if (op == "+") return ints ? Value::integer(x + y) : Value::number(fx + fy);
-    if (op == "-") return ints ? Value::integer(x - y) : Value::number(fx - fy);
-    if (op == "*") return ints ? Value::integer(x * y) : Value::number(fx * fy);
+    // Python's integers do not overflow; ours are 64-bit, and an overflow is an error, not UB.
+    int64_t r = 0;
+    auto checked = [&](bool overflowed) {  // called after the builtin has written r
+      if (overflowed) error_at(line, "integer overflow in '" + op + "' (results beyond 64 bits are not supported)");
+      return Value::integer(r);
+    };
+    if (op == "+") return ints ? checked(__builtin_add_overflow(x, y, &r)) : Value::number(fx + fy);
+    if (op == "-") return ints ? checked(__builtin_sub_overflow(x, y, &r)) : Value::number(fx - fy);
+    if (op == "*") return ints ? checked(__builtin_mul_overflow(x, y, &r)) : Value::number(fx * fy);
     if (op == "/") {
       if (fy == 0) error_at(line, "division by zero");
       return Value::number(fx / fy);
@@ -429,7 +462,9 @@ class Interpreter {
     if (op == "//" || op == "%") {
       if (fy == 0) error_at(line, "integer division or modulo by zero");
       if (ints) {
-        int64_t q = x / y, r = x % y;
+        if (x == INT64_MIN && y == -1) checked(true);
+        int64_t q = x / y;
+        r = x % y;
         if (r != 0 && ((r < 0) != (y < 0))) {
           --q;
           r += y;
@@ -441,8 +476,8 @@ class Interpreter {
     }
     if (op == "**") {
       if (ints && y >= 0) {
-        int64_t r = 1;
-        for (int64_t k = 0; k < y && k < 64; ++k) r *= x;
+        r = 1;
+        for (int64_t k = 0; k < y && k < 64; ++k) checked(__builtin_mul_overflow(r, x, &r));
         return Value::integer(r);
       }
       return Value::number(std::pow(fx, fy));
@@ -502,9 +537,12 @@ class Interpreter {
         Value v = eval(*e.a);
         if (e.name == "not") return Value::boolean(!v.truthy());
         if (!v.is_number()) error_at(e.line, "bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
-        if (e.name == "-")
-          return v.kind == Value::Kind::Float ? Value::number(-v.f)
-                                              : Value::integer(-(v.kind == Value::Kind::Bool ? int64_t(v.b) : v.i));
+        if (e.name == "-") {
+          if (v.kind == Value::Kind::Float) return Value::number(-v.f);
+          const int64_t i = v.kind == Value::Kind::Bool ? int64_t(v.b) : v.i;
+          if (i == INT64_MIN) error_at(e.line, "integer overflow in unary '-' (results beyond 64 bits are not supported)");
+          return Value::integer(-i);
+        }
         return v;
       }
       case Expr::Type::Binary: {

@@ -209,3 +209,28 @@ TEST_CASE("template options: the tokenizer's special tokens, then the caller's v
   vars["add_generation_prompt"] = true;  // cannot turn on what the caller turned off
   CHECK_FALSE(sparq::chat_template_options(config, special, false, vars).add_generation_prompt);
 }
+
+// 64-bit integers: an overflow is a template error that says so (it was undefined behaviour; the
+// fuzzer found `44 * 4444446444444444443`), not a wrapped number.
+TEST_CASE("chat template: integer overflow is an error, not a wrapped value", "[chat_template]") {
+  CHECK(render("{{ 4611686018427387903 + 4611686018427387904 }}", kMsgs) == "9223372036854775807");
+  for (const char* src : {"{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}",
+                          "{{ 44 * 4444446444444444443 }}", "{{ 2 ** 63 }}", "{{ (-9223372036854775807 - 1) // -1 }}",
+                          "{{ -(-9223372036854775807 - 1) }}"}) {
+    INFO(src);
+    CHECK(error_of(src).find("integer overflow") != std::string::npos);
+  }
+  CHECK(render("{{ 2 ** 62 }}", kMsgs) == "4611686018427387904");
+}
+
+// Values are shared by reference (as in Python); a namespace stored inside itself would be a
+// reference cycle that is never freed (the fuzzer's leak report), so it is refused by name.
+TEST_CASE("chat template: a namespace cannot be stored inside itself", "[chat_template]") {
+  CHECK(error_of("{% set ns = namespace() %}{% set ns.me = ns %}").find("cannot store namespace 'ns' inside itself") !=
+        std::string::npos);
+  CHECK(error_of("{% set ns = namespace() %}{% set ns.x = [1, {'a': [ns]}] %}").find("inside itself") != std::string::npos);
+  // Sharing without a cycle stays allowed.
+  CHECK(render("{% set a = namespace(v=1) %}{% set b = namespace() %}{% set b.x = [a, a] %}{% set b.y = a %}"
+               "{{ b.x[1].v }}{{ b.y.v }}",
+               kMsgs) == "11");
+}
