@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "convert/weight_codecs.h"
@@ -344,9 +345,16 @@ std::pair<PlannedTensor, PlannedTensor> int8_head_tensors(const SourceTensor& sr
     fail("--head int8: ", src.info->name, " has dtype ", dtype_name(t), "; expected BF16, F16 or F32");
   expect_shape(src, {out, in});
   PlannedTensor w{"lm_head.weight", DType::I8, {out, in}, Layout::RowMajor, static_cast<uint64_t>(out * in), {&src}, {}, {}};
-  w.produce = [&src, out, in](const ByteSink& sink) {
+  // The weight is written first and records each row's scale for the scale tensor, so the source
+  // is scanned for max|w| once (verify recomputes both independently).
+  auto scales = std::make_shared<std::vector<float>>();
+  w.produce = [&src, out, in, scales](const ByteSink& sink) {
+    scales->assign(static_cast<size_t>(out), 0.0f);
     stream_rows(out, static_cast<uint64_t>(in), [&](int64_t r0, int64_t r1, uint8_t* buf) {
-      for (int64_t r = r0; r < r1; ++r) quantize_int8_row(src, r, in, int8_row_scale(src, r, in), buf + (r - r0) * in);
+      for (int64_t r = r0; r < r1; ++r) {
+        (*scales)[static_cast<size_t>(r)] = int8_row_scale(src, r, in);
+        quantize_int8_row(src, r, in, (*scales)[static_cast<size_t>(r)], buf + (r - r0) * in);
+      }
       release_rows(src, r1, out);
     }, sink);
   };
@@ -358,13 +366,9 @@ std::pair<PlannedTensor, PlannedTensor> int8_head_tensors(const SourceTensor& sr
     }
   };
   PlannedTensor sc{"lm_head.weight_scale", DType::F32, {out, 1}, Layout::RowMajor, static_cast<uint64_t>(out * 4), {&src}, {}, {}};
-  sc.produce = [&src, out, in](const ByteSink& sink) {
-    stream_rows(out, 4, [&](int64_t r0, int64_t r1, uint8_t* buf) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const float f = int8_row_scale(src, r, in);
-        std::memcpy(buf + (r - r0) * 4, &f, 4);
-      }
-    }, sink);
+  sc.produce = [out, scales](const ByteSink& sink) {
+    if (scales->size() != static_cast<size_t>(out)) fail("internal: lm_head.weight_scale written before lm_head.weight");
+    sink({reinterpret_cast<const uint8_t*>(scales->data()), scales->size() * 4});
   };
   sc.verify = [&src, out, in](std::span<const uint8_t> b) {
     for (int64_t r = 0; r < out; ++r) {
