@@ -120,14 +120,21 @@ void run_generate(const GenerateArgs& a) {
 
 }  // namespace
 
+std::string backend_spec_problem(const std::string& spec) {
+  try {
+    BackendOptions scratch;
+    const std::string name = parse_backend_spec(spec, scratch);
+    if (name != "auto") find_backend(name);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return {};
+}
+
 void add_backend_flags(CLI::App& cmd, LoadOptions& o) {
-  cmd.add_option("--backend", o.backend, "Where the model runs: " + backend_choices() + " (auto picks and says why)")
-      ->check([](const std::string& name) -> std::string {
-        if (name == "auto") return {};
-        for (const BackendEntry& e : backend_registry())
-          if (e.name == name) return {};
-        return "unknown backend \"" + name + "\" (choose " + backend_choices() + ")";
-      });
+  cmd.add_option("--backend", o.backend,
+                 "Where the model runs: " + backend_choices() + " (auto picks and says why); options may follow, e.g. cpu:threads=1,onednn=off")
+      ->check([](const std::string& spec) -> std::string { return backend_spec_problem(spec); });
   cmd.add_option("--device", o.backend_options.device, "Device index of the backend (see `sparq devices`)")
       ->check(CLI::Range(0, 1024));
   cmd.add_option("--threads", o.backend_options.threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));

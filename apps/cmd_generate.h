@@ -16,6 +16,8 @@ void add_bench_command(CLI::App& app);
 
 // --backend, --device, --threads: how every command that runs a model picks where it runs.
 void add_backend_flags(CLI::App& cmd, LoadOptions& options);
+// Why a --backend value cannot be used (unknown name, bad option); empty when it can.
+std::string backend_spec_problem(const std::string& spec);
 // --temp, --top-k, --top-p, --min-p, --repeat-penalty, --presence-penalty, --frequency-penalty,
 // --penalty-last-n, --seed: each checked with a message naming the flag and its range.
 void add_sampling_flags(CLI::App& cmd, SamplingParams& sampling);

@@ -6,6 +6,7 @@
 #include "apps/progress_bar.h"
 #include "runtime/core/error.h"
 #include "runtime/model_file/architecture.h"
+#include "runtime/model_file/reference_block.h"
 #include "runtime/model_file/sparq_reader.h"
 
 namespace sparq {
@@ -41,6 +42,15 @@ void print_info(const ModelFile& f) {
   const auto& src = meta["source"];
   std::printf("%-14s %s\n", "source", src.value("directory", "?").c_str());
   std::printf("%-14s config sha256 %s, %s\n", "", src.value("config_sha256", "?").c_str(), src.value("converter", "?").c_str());
+  if (const auto ref = read_reference_block(f)) {
+    size_t positions = 0;
+    for (const auto& p : ref->prompts) positions += p.positions.size();
+    std::printf("%-14s %s (%s): %zu prompts, %zu positions, top %lld; run `sparq selftest`\n", "self-test",
+                ref->source.value("producer", "?").c_str(), ref->source.value("description", "").c_str(), ref->prompts.size(),
+                positions, static_cast<long long>(ref->top_k));
+  } else {
+    std::printf("%-14s none (sparq convert --reference adds one)\n", "self-test");
+  }
   std::printf("\n%-56s %-8s %-10s %-16s %12s\n", "tensor", "dtype", "layout", "shape", "bytes");
   uint64_t total = 0;
   for (const auto& t : f.tensors()) {

@@ -20,10 +20,14 @@ int main(int argc, char** argv) {
   sparq::add_perplexity_command(app);
   sparq::add_chat_command(app);
   sparq::add_serve_command(app);
+  sparq::add_selftest_command(app);
+  sparq::add_compare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const sparq::ExitStatus& e) {
+    return e.code;
   } catch (const sparq::Error& e) {
     std::fprintf(stderr, "sparq: error: %s\n", e.what());
     return 1;

@@ -1,12 +1,14 @@
 #include "convert/converter.h"
 
 #include <filesystem>
+#include <optional>
 
 #include "convert/checkpoint.h"
 #include "convert/tensor_plan.h"
 #include "runtime/core/error.h"
 #include "runtime/core/hashing.h"
 #include "runtime/core/json_fields.h"
+#include "runtime/model_file/reference_block.h"
 #include "runtime/model_file/sparq_format.h"
 #include "runtime/model_file/sparq_reader.h"
 #include "runtime/model_file/sparq_writer.h"
@@ -116,8 +118,12 @@ ConvertReport convert_checkpoint(const ConvertOptions& opts, const ConvertProgre
   std::vector<Carried> files = read_carried_files(opts.input_dir);
   const json metadata = build_metadata(ckpt, plan, files);
 
+  if (!opts.reference_json.empty() && opts.make_reference) fail("give one self-test reference, not two");
   uint64_t total = 0, done = 0;
   for (const auto& t : plan.tensors) total += t.bytes;
+  std::optional<ReferenceBlock> reference;  // checked before the long part
+  if (!opts.reference_json.empty())
+    reference = ReferenceBlock::parse(opts.reference_json, plan.model.vocab, opts.reference_origin);
   {
     SparqWriter writer(opts.output_path);
     if (on_temp_file) on_temp_file(writer.temp_path());
@@ -132,10 +138,27 @@ ConvertReport convert_checkpoint(const ConvertOptions& opts, const ConvertProgre
       for (const auto* s : t.sources) s->release();
     }
     for (const auto& f : files) writer.add_blob(f.name, as_bytes(f.bytes));
-    writer.finish(metadata);
+    if (reference) writer.add_blob(kReferenceBlobName, as_bytes(reference->to_json()));
+    writer.seal(metadata);
+    if (opts.make_reference) {
+      // The file is complete at its temporary path: run it, then add the block and seal again.
+      const std::string text = opts.make_reference(writer.temp_path());
+      reference = ReferenceBlock::parse(text, plan.model.vocab, "made while converting");
+      writer.unseal();
+      writer.add_blob(kReferenceBlobName, as_bytes(reference->to_json()));
+      writer.seal(metadata);
+    }
+    writer.commit();
   }
 
   ConvertReport report;
+  if (reference) {
+    size_t positions = 0;
+    for (const auto& p : reference->prompts) positions += p.positions.size();
+    report.reference = "self-test reference from " + reference->source.value("producer", std::string("?")) + ": " +
+                       std::to_string(reference->prompts.size()) + " prompts, " + std::to_string(positions) +
+                       " positions, top " + std::to_string(reference->top_k);
+  }
   report.architecture = plan.model.hf_architecture;
   report.scheme_summary = plan.scheme_summary;
   report.tensors = plan.tensors.size();

@@ -14,6 +14,12 @@ struct ConvertOptions {
   // Opt-in and lossy: an unquantized output head (Gemma's is the tied BF16 embedding, a third of
   // the bytes a decode step reads) is stored as W8A8 INT8 (per output row, dynamic per token).
   bool int8_head = false;
+  // A self-test reference to embed (runtime/model_file/reference_block.h): the JSON text of one,
+  // validated against the model's vocabulary, or a function that makes it from the complete
+  // temporary file (sparq's CPU backend running it). At most one of the two.
+  std::string reference_json = {};
+  std::string reference_origin = {};  // names reference_json in messages (its file name)
+  std::function<std::string(const std::string& temp_path)> make_reference = {};
 };
 
 // Progress events: a phase ("convert", "verify"), bytes done and total, the current tensor.
@@ -26,6 +32,7 @@ struct ConvertReport {
   uint64_t file_bytes = 0;
   std::vector<std::string> notes;
   bool verified = false;
+  std::string reference;  // the embedded self-test reference, summarized; empty without one
 };
 
 // Writes into a temporary file beside the output and renames it when complete; `on_temp_file` is

@@ -5,12 +5,13 @@
 #     SECONDS_PER_TARGET  default 30 (CI uses what scripts/test.sh passes; e.g. 3600 for a long run)
 #     --no-merge          leave tests/fuzz/corpus and tests/fuzz/effort.tsv as they are (CI)
 #     --jobs N            targets fuzzed at once (default: the number of cores)
-#     --only NAME         one target, e.g. --only tokenizer
+#     --only NAMES        these targets only, comma-separated, e.g. --only tokenizer,sampling
 #
 # Each target starts from tests/fuzz/corpus/NAME (a minimized corpus kept in git) and its working
 # corpus build-fuzz/corpus/fuzz_NAME. Unless --no-merge, tests/fuzz/corpus/NAME is re-minimized over
 # both with libFuzzer's -merge=1 (edge coverage, so it stays small; named seeds stay), and the run is
-# added to tests/fuzz/effort.tsv (CPU seconds, executions, coverage before and after, crashes).
+# added to tests/fuzz/effort.tsv (CPU seconds the fuzzer used, executions, coverage before and after,
+# crashes; CPU rather than wall time, so a run that shared the cores is not over-counted).
 # Each target's line reports its coverage gain per minute. A crash prints the input (base64) and
 # the command that reproduces it, and the script exits 1.
 set -euo pipefail
@@ -40,7 +41,7 @@ targets=()
 for target in build-fuzz/tests/fuzz/fuzz_*; do
   [ -x "$target" ] || continue
   name=$(basename "$target")
-  [ -z "$only" ] || [ "${name#fuzz_}" = "$only" ] || continue
+  [ -z "$only" ] || [[ ",$only," == *",${name#fuzz_},"* ]] || continue
   targets+=("$name")
 done
 ((${#targets[@]})) || { echo "fuzz.sh: no fuzz target matched" >&2; exit 2; }
@@ -54,6 +55,12 @@ fuzz_one() {  # name -> runs it; its log is build-fuzz/NAME.log
   build-fuzz/tests/fuzz/"$name" -max_total_time="$seconds" -max_len=131072 -print_final_stats=1 -detect_leaks=0 \
     -artifact_prefix="build-fuzz/crash-$name-" "$work" "$seeds" >"build-fuzz/$name.log" 2>&1 || rc=$?
   echo $((SECONDS - start)) >"build-fuzz/$name.seconds"  # a crash ends the run early
+  # CPU time of this subshell's children (the fuzzer): the second line of `times`, user and system.
+  # Written by the builtin itself: in a pipe or $(...) it would run in a fork that has no children.
+  times >"build-fuzz/$name.times"
+  sed -n 2p "build-fuzz/$name.times" |
+    awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, t, "m"); n += t[1] * 60 + t[2] } printf "%d\n", n + 0.5 }' \
+    >"build-fuzz/$name.cpu_seconds"
   return $rc
 }
 
@@ -88,8 +95,9 @@ for i in "${!targets[@]}"; do
     done
   fi
   took=$(cat "build-fuzz/$name.seconds" 2>/dev/null || echo "$seconds"); ((took > 0)) || took=1
+  cpu=$(cat "build-fuzz/$name.cpu_seconds" 2>/dev/null || echo "$took")
   per_min=$(awk -v a="$cov0" -v b="$cov1" -v s="$took" 'BEGIN { printf "%.1f", (b - a) * 60 / s }')
-  echo "fuzz: $name: ${runs} executions in ${took}s, coverage ${cov0} -> ${cov1} (+${per_min}/min)"
+  echo "fuzz: $name: ${runs} executions in ${took}s (${cpu} CPU-s), coverage ${cov0} -> ${cov1} (+${per_min}/min)"
   if ((merge)); then
     # Re-minimized from scratch over edge coverage (-use_counters=0 keeps it small): hashed inputs
     # are replaced by the minimal set; named seeds and regression inputs always stay.
@@ -112,7 +120,7 @@ for i in "${!targets[@]}"; do
     after=$(find "$corpus" -type f | wc -l)
     echo "fuzz: $name: corpus $corpus $before -> $after inputs ($(du -sh "$corpus" | cut -f1))"
     [ -f tests/fuzz/effort.tsv ] || printf 'date\ttarget\tcpu_seconds\texecutions\tcov_start\tcov_end\tcrashes\n' >tests/fuzz/effort.tsv
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%F)" "${name#fuzz_}" "$took" "$runs" "$cov0" "$cov1" "$crashes" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%F)" "${name#fuzz_}" "$cpu" "$runs" "$cov0" "$cov1" "$crashes" \
       >>tests/fuzz/effort.tsv
   fi
 done

@@ -127,7 +127,7 @@ std::vector<float> norm_weight(const TensorView& t, int64_t width) {
 class CpuPreparedModel final : public PreparedModel {
  public:
   CpuPreparedModel(const Graph& graph, const CpuBackendOptions& opts, int threads)
-      : graph_(graph), threads_(threads) {
+      : graph_(graph), threads_(threads), fault_attention_(opts.fault == "attention") {
     linears_.resize(graph.ops.size());
     norms_.assign(graph.ops.size(), {});
     tables_.assign(graph.ops.size(), {});
@@ -204,7 +204,12 @@ class CpuPreparedModel final : public PreparedModel {
       cpu::rope(in(ro.in), step.rows(), ro.heads, ro.head_dim, ro.inv_freq, step.positions, make(ro.out, step.rows()));
     }
     void operator()(const AttentionOp& a) {
-      cpu::attention(a, in(a.q), in(a.k), in(a.v), step, cache, make(a.out, step.rows()), m.threads_);
+      float* out = make(a.out, step.rows());
+      cpu::attention(a, in(a.q), in(a.k), in(a.v), step, cache, out, m.threads_);
+      if (m.fault_attention_) {  // test-only: as if a loop bound skipped the last head
+        const int64_t w = width(a.out);
+        for (int64_t r = 0; r < step.rows(); ++r) std::fill(out + r * w + w - a.head_dim, out + (r + 1) * w, 0.0f);
+      }
     }
     void operator()(const GatedActivationOp& g) {
       const int64_t r = rows(g.gate);
@@ -258,6 +263,7 @@ class CpuPreparedModel final : public PreparedModel {
 
   const Graph& graph_;
   int threads_ = 1;
+  bool fault_attention_ = false;
   mutable uint64_t prefault_sink_ = 0;
   std::vector<std::unique_ptr<CpuLinear>> linears_;
   std::vector<std::vector<float>> norms_;
@@ -270,7 +276,9 @@ class CpuPreparedModel final : public PreparedModel {
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const CpuBackendOptions& opts)
-      : opts_(opts), threads_(opts.threads > 0 ? opts.threads : omp_get_max_threads()) {}
+      : opts_(opts), threads_(opts.threads > 0 ? opts.threads : omp_get_max_threads()) {
+    if (!opts.fault.empty() && opts.fault != "attention") fail("unknown cpu backend fault \"", opts.fault, "\"");
+  }
 
   std::string name() const override { return "cpu"; }
 

@@ -2,6 +2,7 @@
 // mmap (except INT8 weights handed to oneDNN, which packs its own copy), OpenMP threads.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "runtime/graph/backend.h"
 
@@ -10,6 +11,7 @@ namespace sparq {
 struct CpuBackendOptions {
   int threads = 0;         // 0: all cores OpenMP sees
   bool use_onednn = true;  // INT8 x INT8 linears through oneDNN; false: our own kernel (reads the mmap)
+  std::string fault = {};  // "attention": drop the last head's output (a test-only wrong result)
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& opts = {});

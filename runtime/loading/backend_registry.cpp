@@ -1,5 +1,8 @@
 #include "runtime/loading/backend_registry.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "backends/cpu/cpu_backend.h"
 #include "runtime/core/error.h"
 
@@ -31,7 +34,7 @@ std::vector<BackendEntry> make_registry() {
   r.push_back({"cpu", [] { return std::string(); }, [](std::string*) { return list_cpu_devices(); },
                [](const BackendOptions& o) -> std::unique_ptr<Backend> {
                  if (o.device != 0) fail("the cpu backend has one device (0); got --device ", o.device);
-                 return make_cpu_backend({o.threads, o.use_onednn});
+                 return make_cpu_backend({o.threads, o.use_onednn, o.fault});
                }});
   return r;
 }
@@ -47,6 +50,45 @@ const BackendEntry& find_backend(const std::string& name) {
   for (const BackendEntry& e : backend_registry())
     if (e.name == name) return e;
   fail("unknown backend \"", name, "\" (choose ", backend_choices(), ")");
+}
+
+std::string parse_backend_spec(const std::string& spec, BackendOptions& options) {
+  const size_t colon = spec.find(':');
+  const std::string name = spec.substr(0, colon);
+  if (name.empty()) fail("--backend \"", spec, "\": no backend name before the options");
+  if (colon == std::string::npos) return name;
+  const std::string list = spec.substr(colon + 1);
+  auto whole_number = [&](const std::string& key, const std::string& v, int max) {
+    if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) > max)
+      fail("--backend \"", spec, "\": ", key, " must be a whole number from 0 to ", max, ", got \"", v, "\"");
+    return std::stoi(v);
+  };
+  for (size_t start = 0; start <= list.size();) {
+    const size_t end = std::min(list.find(',', start), list.size());
+    const std::string item = list.substr(start, end - start);
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos)
+      fail("--backend \"", spec, "\": option \"", item, "\" is not key=value (threads, device, onednn)");
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    if (key == "threads") {
+      options.threads = whole_number(key, value, 1024);
+    } else if (key == "device") {
+      options.device = whole_number(key, value, 1024);
+    } else if (key == "onednn") {
+      if (value != "on" && value != "off") fail("--backend \"", spec, "\": onednn must be on or off, got \"", value, "\"");
+      options.use_onednn = value == "on";
+    } else if (key == "fault") {
+      const char* allowed = std::getenv("SPARQ_TEST_FAULTS");
+      if (!allowed || std::string(allowed) != "1")
+        fail("--backend \"", spec, "\": fault= injects a deliberate error for tests; set SPARQ_TEST_FAULTS=1 to use it");
+      if (value != "attention") fail("--backend \"", spec, "\": the only fault is \"attention\", got \"", value, "\"");
+      options.fault = value;
+    } else {
+      fail("--backend \"", spec, "\": unknown option \"", key, "\" (threads, device, onednn)");
+    }
+    start = end + 1;
+  }
+  return name;
 }
 
 std::string backend_choices() {

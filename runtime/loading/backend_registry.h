@@ -16,6 +16,9 @@ struct BackendOptions {
   int threads = 0;         // CPU threads; 0 = all cores
   int device = 0;          // index among the backend's devices
   bool use_onednn = true;  // CPU: INT8 linears through oneDNN where it is exact
+  // A deliberate wrong result, so tests can show that selftest and compare catch one: "attention"
+  // (the last head's attention output is dropped). Empty in normal use.
+  std::string fault = {};
 };
 
 struct BackendEntry {
@@ -33,5 +36,11 @@ const std::vector<BackendEntry>& backend_registry();
 const BackendEntry& find_backend(const std::string& name);
 // "cpu|cuda|vulkan|auto"
 std::string backend_choices();
+
+// A --backend value: "NAME" or "NAME:key=value,...", e.g. "cpu:threads=1,onednn=off". Returns the
+// name (a backend_registry() name or "auto", not checked here) and applies the options. Keys:
+// threads=N, device=N, onednn=on|off, and fault=attention, a test-only switch refused unless the
+// environment sets SPARQ_TEST_FAULTS=1. Throws sparq::Error naming a bad key or value.
+std::string parse_backend_spec(const std::string& spec, BackendOptions& options);
 
 }  // namespace sparq

@@ -32,7 +32,9 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadedModel m{ModelFile::open(path), nullptr, nullptr, nullptr, {}, 0};
   m.graph = std::make_unique<const Graph>(build_model_graph(m.file));
-  if (options.backend == "auto") {
+  BackendOptions backend_options = options.backend_options;
+  const std::string backend_name = parse_backend_spec(options.backend, backend_options);
+  if (backend_name == "auto") {
     std::string passed_over;
     for (const BackendEntry& e : backend_registry()) {
       if (std::string why = e.unavailable(); !why.empty()) {
@@ -44,7 +46,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
         passed_over += e.name + ": no device (" + no_device + "); ";
         continue;
       }
-      auto backend = e.make(options.backend_options);
+      auto backend = e.make(backend_options);
       const auto missing = unsupported_ops(*backend, *m.graph);
       if (!missing.empty()) {
         passed_over += e.name + ": cannot run " + missing.front() + "; ";
@@ -56,9 +58,9 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
     }
     if (!m.backend) fail("no backend can run ", path, " (", passed_over, ")");
   } else {
-    const BackendEntry& e = find_backend(options.backend);
+    const BackendEntry& e = find_backend(backend_name);
     if (std::string why = e.unavailable(); !why.empty()) fail("--backend ", e.name, ": ", why);
-    m.backend = e.make(options.backend_options);
+    m.backend = e.make(backend_options);
     const auto missing = unsupported_ops(*m.backend, *m.graph);
     if (!missing.empty()) fail("the ", e.name, " backend cannot run ", path, ":", join_lines(missing));
     m.backend_choice = "--backend " + e.name;

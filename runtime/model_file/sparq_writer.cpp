@@ -74,6 +74,7 @@ void SparqWriter::check_new_name(const std::string& name) const {
 
 void SparqWriter::begin_tensor(const std::string& name, DType dtype, std::vector<int64_t> shape, Layout layout) {
   if (in_tensor_) fail("tensor '", tensors_.back().name, "' was not ended");
+  if (sealed_ || finished_) fail("tensor '", name, "' added to a sealed file");
   check_new_name(name);
   auto size = layout_bytes(layout, dtype, shape);
   if (!size.bytes) fail("tensor '", name, "': ", size.error);
@@ -104,20 +105,22 @@ void SparqWriter::end_tensor() {
 
 void SparqWriter::add_blob(const std::string& name, std::span<const uint8_t> bytes) {
   if (in_tensor_) fail("blob '", name, "' added inside tensor '", tensors_.back().name, "'");
+  if (sealed_ || finished_) fail("blob '", name, "' added to a sealed file");
   check_new_name(name);
   pad_to_alignment();
   blobs_.push_back({name, pos_, bytes.size(), xxh3_64(bytes)});
   raw_write(bytes.data(), bytes.size());
 }
 
-void SparqWriter::finish(const nlohmann::json& metadata) {
+void SparqWriter::seal(const nlohmann::json& metadata) {
   if (in_tensor_) fail("tensor '", tensors_.back().name, "' was not ended");
-  if (finished_) fail("finish() called twice");
+  if (finished_ || sealed_) fail("the file is already sealed");
   const std::string meta = metadata.dump();
   const std::string index = index_json(tensors_, blobs_).dump();
   if (meta.size() > kSparqMaxJsonBytes || index.size() > kSparqMaxJsonBytes) fail("metadata or index too large");
 
   pad_to_alignment();
+  data_end_ = pos_;
   SparqHeader h{};
   std::memcpy(h.magic, kSparqMagic, sizeof h.magic);
   h.version = kSparqVersion;
@@ -134,11 +137,25 @@ void SparqWriter::finish(const nlohmann::json& metadata) {
   json_hash.update(as_bytes(index));
   h.json_checksum = json_hash.digest();
 
-  // Data first, then the header that makes the file valid, then the rename.
+  // Data first, then the header that makes the file valid.
   if (::fsync(fd_) != 0) fail("cannot sync ", temp_path_, ": ", std::strerror(errno));
   if (::pwrite(fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h))
     fail("cannot write the header of ", temp_path_, ": ", std::strerror(errno));
   if (::fsync(fd_) != 0) fail("cannot sync ", temp_path_, ": ", std::strerror(errno));
+  sealed_ = true;
+}
+
+void SparqWriter::unseal() {
+  if (!sealed_ || finished_) fail("unseal() needs a sealed, uncommitted file");
+  // Metadata and index go; the header is rewritten by the next seal().
+  if (::ftruncate(fd_, static_cast<off_t>(data_end_)) != 0) fail("cannot truncate ", temp_path_, ": ", std::strerror(errno));
+  if (::lseek(fd_, static_cast<off_t>(data_end_), SEEK_SET) < 0) fail("cannot seek in ", temp_path_, ": ", std::strerror(errno));
+  pos_ = data_end_;
+  sealed_ = false;
+}
+
+void SparqWriter::commit() {
+  if (!sealed_ || finished_) fail("commit() needs a sealed, uncommitted file");
   if (::close(fd_) != 0) {
     fd_ = -1;
     fail("cannot close ", temp_path_, ": ", std::strerror(errno));
@@ -147,6 +164,11 @@ void SparqWriter::finish(const nlohmann::json& metadata) {
   if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0)
     fail("cannot rename ", temp_path_, " to ", final_path_, ": ", std::strerror(errno));
   finished_ = true;
+}
+
+void SparqWriter::finish(const nlohmann::json& metadata) {
+  seal(metadata);
+  commit();
 }
 
 }  // namespace sparq

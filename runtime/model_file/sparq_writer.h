@@ -30,6 +30,12 @@ class SparqWriter {
 
   // Appends metadata and index, writes the header, syncs, and renames onto the destination.
   void finish(const nlohmann::json& metadata);
+  // finish() in two halves: seal() makes the temporary file complete and valid (it can be opened
+  // and run from temp_path()), commit() renames it into place. Between them, unseal() drops the
+  // metadata and index again so more blobs can be added before the next seal().
+  void seal(const nlohmann::json& metadata);
+  void unseal();
+  void commit();
 
   uint64_t bytes_written() const { return pos_; }
 
@@ -43,6 +49,8 @@ class SparqWriter {
   int fd_ = -1;
   uint64_t pos_ = 0;
   bool finished_ = false;
+  bool sealed_ = false;
+  uint64_t data_end_ = 0;  // where the metadata of a sealed file starts
   std::vector<TensorEntry> tensors_;
   std::vector<BlobEntry> blobs_;
   // The tensor being streamed.
