@@ -2,6 +2,7 @@
 // same prompts with the same seed on each backend, every backend compared with the first (see
 // runtime/selftest/backend_compare.h). Exit status 0 when every backend agrees with the first
 // within the tolerance and the sampled tokens are equal wherever no near-tie was hit; 1 otherwise.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -46,6 +47,21 @@ std::vector<Prompt> compare_prompts(const CompareArgs& a, const LoadedModel& m) 
   }
   for (const std::string& t : a.prompts.empty() ? default_reference_prompts() : a.prompts)
     out.push_back({t, tok.tokenizer->encode(t, /*add_special=*/true)});
+  return out;
+}
+
+// "cpu,cpu:threads=1,onednn=off" -> {"cpu", "cpu:threads=1,onednn=off"}: an item with "=" and no
+// ":" is one more option of the backend before it.
+std::vector<std::string> split_backend_list(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t end = std::min(list.find(',', start), list.size());
+    const std::string item = list.substr(start, end - start);
+    if (!out.empty() && item.find('=') != std::string::npos && item.find(':') == std::string::npos) out.back() += "," + item;
+    else out.push_back(item);
+    start = end + 1;
+  }
   return out;
 }
 
@@ -115,10 +131,16 @@ void add_compare_command(CLI::App& app) {
   args->sampling.seed = 1;
   CLI::App* cmd = app.add_subcommand("compare", "Run the same prompts with the same seed on several backends and compare");
   cmd->add_option("model", args->model, "Model file (.sparq)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--backends", args->backends, "Backends to compare, the first is the baseline, e.g. cpu,vulkan (options as for --backend)")
+  cmd->add_option_function<std::string>(
+         "--backends", [args](const std::string& list) { args->backends = split_backend_list(list); },
+         "Backends to compare, the first is the baseline, e.g. cpu,vulkan; each may take options as for --backend "
+         "(cpu,cpu:threads=1,onednn=off)")
       ->required()
-      ->delimiter(',')
-      ->check([](const std::string& spec) -> std::string { return backend_spec_problem(spec); });
+      ->check([](const std::string& list) -> std::string {
+        for (const std::string& spec : split_backend_list(list))
+          if (std::string why = backend_spec_problem(spec); !why.empty()) return why;
+        return {};
+      });
   cmd->add_option("-p,--prompt", args->prompts, "A prompt (repeatable); default: the file's self-test prompts, or three built in");
   cmd->add_option("-n,--tokens", args->tokens, "Tokens to sample after each prompt (default 32)")->check(CLI::Range(int64_t{0}, int64_t{4096}));
   add_sampling_flags(*cmd, args->sampling);

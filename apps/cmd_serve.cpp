@@ -1,5 +1,5 @@
 // sparq serve FILE [--host H] [--port P] [--parallel N] [--ctx N] [--kv-budget MiB] [--api-key K]
-// ...: the OpenAI-compatible HTTP server (apps/server/). It listens first and loads the model
+// [--selftest] ...: the OpenAI-compatible HTTP server (apps/server/). It listens first and loads the model
 // after, so health checks see 503 until it is ready. SIGTERM or SIGINT drains: new requests are
 // refused (503), running ones finish (bounded by --timeout, then cancelled), and it exits 0.
 #include <pthread.h>
@@ -25,6 +25,7 @@
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generation_defaults.h"
 #include "runtime/kv_cache/kv_cache_geometry.h"
+#include "runtime/selftest/selftest.h"
 #include "runtime/tokenizer/tokenizer_loader.h"
 
 namespace sparq {
@@ -36,7 +37,7 @@ struct ServeArgs {
   int port = 8080;
   LoadOptions load;
   int64_t parallel = 4, kv_budget_mib = 0, ctx = 0, max_queue = 64, timeout_s = 30, max_request_bytes = 16 << 20;
-  bool quiet = false;
+  bool quiet = false, selftest = false;
 };
 
 // Without --kv-budget the cache holds --parallel full contexts, up to this much.
@@ -116,6 +117,22 @@ void run_serve(const ServeArgs& a) {
   } stop_http{http, http_thread};
 
   LoadedModel m = load_model(a.model, a.load);
+  if (a.selftest) {
+    const auto reference = read_reference_block(m.file);
+    if (!reference)
+      fail("--selftest: ", a.model, " carries no self-test reference (sparq convert --reference REF.json or --reference cpu)");
+    const SelftestReport r = run_selftest(m, *reference, default_selftest_tolerance(m.file));
+    std::fprintf(stderr, "sparq serve: self-test %s (%.1f s)\n", r.summary().c_str(), r.seconds);
+    http.set_selftest(r.to_json(), r.passed());
+    if (!r.passed()) {
+      for (const std::string& p : r.problems) std::fprintf(stderr, "  %s\n", p.c_str());
+      std::fprintf(stderr, "sparq serve: the model failed its self-test: serving nothing (503 everywhere, the report at /health) until stopped\n");
+      std::fflush(stderr);
+      shutdown.wait();
+      throw ExitStatus{1};
+    }
+    std::fflush(stderr);
+  }
   const LoadedTokenizer tok = load_tokenizer(m.file);
   std::optional<ChatTemplate> chat_template;
   if (!tok.chat_template.empty()) chat_template.emplace(tok.chat_template);
@@ -200,6 +217,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-request-bytes", a->max_request_bytes, "Largest request body; larger ones get 413 (default 16 MiB)")
       ->check(CLI::Range(1024, 1 << 30));
   cmd->add_flag("--quiet", a->quiet, "No per-request log lines");
+  cmd->add_flag("--selftest", a->selftest,
+                "Run the file's self-test reference before serving; /health reports it, and a failure serves nothing (503)");
   cmd->callback([a] { run_serve(*a); });
 }
 

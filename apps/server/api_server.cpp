@@ -99,6 +99,14 @@ void ApiServer::set_ready(const ServingContext* context) {
 
 void ApiServer::set_draining() { state_.store(State::Draining, std::memory_order_release); }
 
+void ApiServer::set_selftest(const nlohmann::json& report, bool passed) {
+  {
+    std::lock_guard<std::mutex> lock(selftest_mutex_);
+    selftest_ = report.dump();
+  }
+  if (!passed) state_.store(State::SelftestFailed, std::memory_order_release);
+}
+
 bool ApiServer::authorized(const httplib::Request& req) const {
   if (options_.api_key.empty()) return true;
   const std::string header = req.get_header_value("Authorization");
@@ -111,8 +119,9 @@ const ServingContext* ApiServer::ready_context(httplib::Response& res) const {
   const State s = state_.load(std::memory_order_acquire);
   if (s != State::Ready) {
     respond_error(res, ApiError(503, "service_unavailable", "unavailable", "",
-                                s == State::Loading ? "the model is still loading; try again shortly"
-                                                    : "the server is shutting down and accepts no new requests"));
+                                s == State::Loading          ? "the model is still loading; try again shortly"
+                                : s == State::SelftestFailed ? "the model failed its self-test on this machine (see /health)"
+                                                             : "the server is shutting down and accepts no new requests"));
     return nullptr;
   }
   return context_.load(std::memory_order_acquire);
@@ -197,11 +206,21 @@ void ApiServer::install_routes() {
 
 void ApiServer::health(httplib::Response& res) const {
   const State s = state_.load(std::memory_order_acquire);
-  if (s == State::Ready) {
+  std::string selftest;
+  {
+    std::lock_guard<std::mutex> lock(selftest_mutex_);
+    selftest = selftest_;
+  }
+  if (s == State::Ready && selftest.empty()) {
     res.status = 200;
     return;
   }
-  respond_json(res, 503, Json{{"status", s == State::Loading ? "loading" : "draining"}});
+  Json body{{"status", s == State::Ready            ? "ok"
+                       : s == State::Loading        ? "loading"
+                       : s == State::SelftestFailed ? "selftest_failed"
+                                                    : "draining"}};
+  if (!selftest.empty()) body["selftest"] = Json::parse(selftest);
+  respond_json(res, s == State::Ready ? 200 : 503, body);
 }
 
 void ApiServer::metrics(httplib::Response& res) const {

@@ -13,6 +13,8 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "apps/server/serving_context.h"
@@ -48,9 +50,12 @@ class ApiServer {
   // The context must outlive the server's use of it (until stop() returned and run() ended).
   void set_ready(const ServingContext* context);
   void set_draining();
+  // The start-up self-test's report (serve --selftest), shown by /health. A failed one keeps the
+  // server answering 503 everywhere, so a load balancer never routes to it.
+  void set_selftest(const nlohmann::json& report, bool passed);
 
  private:
-  enum class State { Loading, Ready, Draining };
+  enum class State { Loading, Ready, Draining, SelftestFailed };
   void install_routes();
   bool authorized(const httplib::Request& req) const;
   const ServingContext* ready_context(httplib::Response& res) const;
@@ -66,6 +71,8 @@ class ApiServer {
   std::unique_ptr<httplib::Server> http_;
   std::atomic<State> state_{State::Loading};
   std::atomic<const ServingContext*> context_{nullptr};
+  mutable std::mutex selftest_mutex_;
+  std::string selftest_;  // the report as JSON text; empty without --selftest
 };
 
 }  // namespace sparq::server

@@ -38,7 +38,7 @@ def http_session():
 class Server:
     """One `sparq serve FILE --host 127.0.0.1 --port 0 *flags` process."""
 
-    def __init__(self, model, *flags, start_timeout=START_TIMEOUT):
+    def __init__(self, model, *flags, start_timeout=START_TIMEOUT, ready_status=200):
         self.args = [sparq_bin(), "serve", str(model), "--host", "127.0.0.1", "--port", "0", *map(str, flags)]
         self._log = []
         self._lock = threading.Lock()
@@ -52,7 +52,7 @@ class Server:
             t.start()
         self.http = http_session()
         try:
-            self._wait_ready(start_timeout)
+            self._wait_ready(start_timeout, ready_status)
         except BaseException:
             self.kill()
             raise
@@ -81,7 +81,7 @@ class Server:
             return list(self._log)
 
     # -- start / stop --------------------------------------------------------------------------------
-    def _wait_ready(self, timeout):
+    def _wait_ready(self, timeout, status):
         deadline = time.monotonic() + timeout
         while not self._port_found.wait(0.05):
             if self.proc.poll() is not None:
@@ -93,7 +93,7 @@ class Server:
         while True:
             try:
                 r = self.http.get(self.url("/health"), timeout=2)
-                if r.status_code == 200:
+                if r.status_code == status and (status == 200 or r.json().get("status") != "loading"):
                     return
             except requests.ConnectionError:
                 pass
@@ -101,7 +101,7 @@ class Server:
                 time.sleep(0.2)
                 raise AssertionError(f"sparq serve exited with {self.proc.returncode} while loading:\n{self.log}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"/health not 200 within {timeout} s:\n{self.log}")
+                raise AssertionError(f"/health not {status} within {timeout} s:\n{self.log}")
             time.sleep(0.1)
 
     @property
