@@ -134,6 +134,13 @@ class Interpreter {
   void assign(const std::string& name, Value v) { scopes_.back()[name] = std::move(v); }
 
   // ---- statements -------------------------------------------------------------------------
+  Flow emit(const std::string& text, int line, std::string& out) {
+    if (out.size() + text.size() > Value::kMaxStringBytes)
+      error_at(line, "the rendered text would grow over " + std::to_string(Value::kMaxStringBytes >> 20) + " MiB");
+    out += text;
+    return Flow::Normal;
+  }
+
   Flow exec_body(const Body& body, std::string& out) {
     for (const auto& s : body) {
       Flow f = exec(*s, out);
@@ -144,8 +151,8 @@ class Interpreter {
 
   Flow exec(const Stmt& s, std::string& out) {
     switch (s.type) {
-      case Stmt::Type::Text: out += s.text; return Flow::Normal;
-      case Stmt::Type::Output: out += eval(*s.expr).str(); return Flow::Normal;
+      case Stmt::Type::Text: return emit(s.text, s.line, out);
+      case Stmt::Type::Output: return emit(eval(*s.expr).str(), s.line, out);
       case Stmt::Type::If:
         for (const auto& [cond, body] : s.branches)
           if (eval(*cond).truthy()) return exec_body(body, out);
@@ -414,7 +421,10 @@ class Interpreter {
       error_at(line, "unsupported operand types for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
     };
     if (op == "+") {
-      if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+      if (a.is_string() && b.is_string()) {
+        if (a.s.size() + b.s.size() > Value::kMaxStringBytes) error_at(line, "string concatenation result too large");
+        return Value::string(a.s + b.s);
+      }
       if (a.is_list() && b.is_list()) {
         List l = *a.list;
         l.insert(l.end(), b.list->begin(), b.list->end());
@@ -427,6 +437,9 @@ class Interpreter {
       if (str && (cnt->kind == Value::Kind::Int || cnt->kind == Value::Kind::Bool)) {
         int64_t n = std::max<int64_t>(0, cnt->kind == Value::Kind::Bool ? cnt->b : cnt->i);
         if (n > 1'000'000) error_at(line, "repetition count too large");
+        const size_t unit = str->is_string() ? str->s.size() : str->list->size();
+        const size_t most = str->is_string() ? Value::kMaxStringBytes : size_t{1'000'000};
+        if (unit > 0 && static_cast<size_t>(n) > most / unit) error_at(line, "repetition result too large");
         if (str->is_string()) {
           std::string r;
           for (int64_t k = 0; k < n; ++k) r += str->s;

@@ -11,6 +11,10 @@
 
 namespace sparq::jinja {
 
+void Value::too_long(size_t bytes) {
+  fail("chat template: a string of ", bytes, " bytes is over the ", kMaxStringBytes >> 20, " MiB a template may make");
+}
+
 Value Value::make_list(List items) {
   Value v = make(Kind::List);
   v.list = std::make_shared<List>(std::move(items));

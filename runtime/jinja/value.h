@@ -50,7 +50,12 @@ struct Value {
     v.f = x;
     return v;
   }
+  // No string a template makes may exceed this: a chat prompt is far smaller, and a template that
+  // multiplies or concatenates its way past it would otherwise exhaust memory.
+  static constexpr size_t kMaxStringBytes = size_t{64} << 20;
+  [[noreturn]] static void too_long(size_t bytes);
   static Value string(std::string x) {
+    if (x.size() > kMaxStringBytes) too_long(x.size());
     Value v = make(Kind::String);
     v.s = std::move(x);
     return v;

@@ -234,3 +234,16 @@ TEST_CASE("chat template: a namespace cannot be stored inside itself", "[chat_te
                "{{ b.x[1].v }}{{ b.y.v }}",
                kMsgs) == "11");
 }
+
+// Strings have a ceiling (64 MiB): a template that multiplies or doubles a string past it fails
+// with an error instead of exhausting memory (the fuzzer's `'.' * 46444 * 4 * 4496`: 835 MB).
+TEST_CASE("chat template: strings and output cannot grow without bound", "[chat_template]") {
+  CHECK(render("{{ ('ab' * 3) * 2 }}", kMsgs) == "abababababab");
+  CHECK(error_of("{{ ('.' * 46444) * 4 * 4496 }}").find("repetition result too large") != std::string::npos);
+  CHECK(error_of("{{ ([1, 2] * 1000) * 1000 }}").find("repetition result too large") != std::string::npos);
+  CHECK(error_of("{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
+                 "{% endfor %}")
+            .find("concatenation result too large") != std::string::npos);
+  CHECK(error_of("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}").find("would grow over 64 MiB") !=
+        std::string::npos);
+}
