@@ -13,6 +13,10 @@ Models (see docs MODEL_FORMATS.md sections 3, 4 and 9):
                                 `compressed` F8_E4M3 [out,in/2] + `bitmask` U8 [out,in/8] (LSB
                                 first) + `shape` I64 [2,1]. BF16 embed_tokens, lm_head, norms.
   llama-3.1-8b-fp8              the same without sparsity (no zeros pattern, no sparsity_config).
+  llama-3.1-8b-w4a16            the same shapes, pack-quantized W4A16 as llm-compressor writes it:
+                                `weight_packed` I32 [out,in/8] (8 signed nibbles per word),
+                                `weight_shape` I64 [2], `weight_scale` [out,in/128] (group 128,
+                                symmetric); no activation quantization.
 
 Only numpy is needed. Files are streamed: each safetensors header is written first (all shapes
 are known up front), then every tensor is generated in row chunks of ~16 Mi elements and written
@@ -212,6 +216,25 @@ def gen_24(seed, key, rows, cols, part):
     return g
 
 
+def gen_bytes(seed, key, rows, row_bytes):
+    """Uniform random bytes: packed int4 words, where every bit pattern is a valid weight."""
+    def g():
+        rng = rng_for(seed, key)
+        for r in row_chunks(rows, row_bytes):
+            yield rng.integers(0, 256, size=r * row_bytes, dtype=np.uint8)
+    return g
+
+
+def w4a16_config():
+    weights = {"actorder": None, "block_structure": None, "dynamic": False, "group_size": W4_GROUP,
+               "num_bits": 4, "observer": "minmax", "observer_kwargs": {}, "strategy": "group",
+               "symmetric": True, "type": "int"}
+    qc = quantization_config("int", "pack-quantized", "minmax", None)
+    qc["config_groups"]["group_0"]["input_activations"] = None
+    qc["config_groups"]["group_0"]["weights"] = weights
+    return qc
+
+
 def gen_const(arr):
     def g():
         yield arr
@@ -222,7 +245,8 @@ def gen_const(arr):
 # Models
 # ---------------------------------------------------------------------------------------------
 
-MODELS = ("gemma-2-2b-it-w8a8", "sparse-llama-3.1-8b-2of4-fp8", "llama-3.1-8b-fp8")
+MODELS = ("gemma-2-2b-it-w8a8", "sparse-llama-3.1-8b-2of4-fp8", "llama-3.1-8b-fp8", "llama-3.1-8b-w4a16")
+W4_GROUP = 128
 
 
 def qargs(typ, strategy, dynamic, observer):
@@ -288,7 +312,8 @@ def build(model, args):
         gen_cfg = {"_from_model_config": True, "bos_token_id": 128000, "eos_token_id": 128001,
                    "transformers_version": cfg.get("transformers_version", "4.42.3")}
         tok = "llama3_1"
-        qc = quantization_config("float", "float-quantized", "mse", None)
+        qc = (w4a16_config() if model == "llama-3.1-8b-w4a16"
+              else quantization_config("float", "float-quantized", "mse", None))
         norms = ["input_layernorm", "post_attention_layernorm"]
         norm_mean, norm_std = 1.0, 0.05
         wdtype, wkind, scale_lo, scale_hi = "F8_E4M3", "fp8", 2e-4, 1e-3
@@ -322,6 +347,16 @@ def build(model, args):
             elif sparse:
                 tensors.append(T(p + ".weight", wdtype, [out, inp],
                                  gen_24(seed, p, out, inp, "dense")))
+            elif model == "llama-3.1-8b-w4a16":
+                assert inp % W4_GROUP == 0
+                tensors.append(T(p + ".weight_packed", "I32", [out, inp // 8],
+                                 gen_bytes(seed, p + ".weight_packed", out, inp // 2)))
+                tensors.append(T(p + ".weight_shape", "I64", [2],
+                                 gen_const(np.array([out, inp], dtype="<i8"))))
+                # Scales of a uniform int4 weight with std ~ 1/sqrt(in) per output.
+                tensors.append(T(p + ".weight_scale", sd, [out, inp // W4_GROUP],
+                                 gen_scale(seed, p + ".weight_scale", out * (inp // W4_GROUP), 2e-3, 6e-3, sd)))
+                continue
             else:
                 tensors.append(T(p + ".weight", wdtype, [out, inp],
                                  gen_table(seed, p + ".weight", wkind, out, inp)))

@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu_linear.h"
 
+#include <immintrin.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
@@ -61,6 +62,49 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
   return acc;
 }
+
+// One W4A16 output, Σ_g s_g (Σ_{c in g} q_c x_c - z_g Σ_{c in g} x_c): the row's values unpacked to
+// int8 once (q) and used for every token; a scale multiplies a group's sum, not every value.
+// z (the row's zero points) and xsum (the token's sum per group) are null without zero points.
+// GCC 12's AVX-512 headers start some intrinsics from an uninitialized "undefined" value, which
+// -O3 reports where they are inlined (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+float dot_i4_groups(const int8_t* q, const float* x, int64_t in, int64_t gs, const float* s, const int8_t* z,
+                    const float* xsum) {
+  float zero_term = 0.0f;
+  if (z)
+    for (int64_t g = 0; g * gs < in; ++g) zero_term += s[g] * static_cast<float>(z[g]) * xsum[g];
+#if defined(__AVX512F__)
+  if (gs % 16 == 0 && in % 16 == 0) {
+    // Two accumulators per group (FMA latency), the group's scale applied once to their sum.
+    auto widen = [](const int8_t* p) {
+      return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    };
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t c0 = 0, g = 0; c0 < in; c0 += gs, ++g) {
+      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+      int64_t c = c0;
+      for (; c + 32 <= c0 + gs; c += 32) {
+        a0 = _mm512_fmadd_ps(widen(q + c), _mm512_loadu_ps(x + c), a0);
+        a1 = _mm512_fmadd_ps(widen(q + c + 16), _mm512_loadu_ps(x + c + 16), a1);
+      }
+      if (c < c0 + gs) a0 = _mm512_fmadd_ps(widen(q + c), _mm512_loadu_ps(x + c), a0);
+      total = _mm512_fmadd_ps(_mm512_set1_ps(s[g]), _mm512_add_ps(a0, a1), total);
+    }
+    return _mm512_reduce_add_ps(total) - zero_term;
+  }
+#endif
+  float total = 0.0f;
+  for (int64_t c0 = 0, g = 0; c0 < in; c0 += gs, ++g) {
+    float acc = 0.0f;
+    for (int64_t c = c0; c < std::min(c0 + gs, in); ++c) acc += static_cast<float>(q[c]) * x[c];
+    total += s[g] * acc;
+  }
+  return total - zero_term;
+}
+#pragma GCC diagnostic pop
 
 // BF16 weight row . f32 activations: the widening (a shift) fused into the dot product, so a decode
 // step over a BF16 matrix (Gemma's tied output head) streams the row once.
@@ -129,6 +173,17 @@ std::string for_each_widened_tile(int threads, int64_t out, int64_t in, Widen&& 
 
 
 }  // namespace
+
+void unpack_i4(const uint8_t* packed, int64_t n, int8_t* q) {
+  // Two's-complement nibbles, low one first: (v ^ 8) - 8 sign-extends 4 bits.
+#pragma omp simd
+  for (int64_t i = 0; i < n / 2; ++i) {
+    const int b = packed[i];
+    q[2 * i] = static_cast<int8_t>(((b & 0xf) ^ 8) - 8);
+    q[2 * i + 1] = static_cast<int8_t>(((b >> 4) ^ 8) - 8);
+  }
+  if (n % 2) q[n - 1] = static_cast<int8_t>(((packed[n / 2] & 0xf) ^ 8) - 8);
+}
 
 std::string CpuLinear::unsupported(const LinearWeights& w) {
   const DType t = w.weight.dtype;
@@ -252,11 +307,18 @@ void CpuLinear::dequantize_row(int64_t o, float* row, int8_t* scratch) const {
     return zero_point_[static_cast<size_t>(o * groups_ + g)];
   };
   if (wtype_ == DType::I4) {
-    const uint8_t* r = weight_ + o * ((in_ + 1) / 2);
-    for (int64_t c = 0; c < in_; ++c) {
-      const int nib = (r[c / 2] >> (c % 2 * 4)) & 0xf;
-      const int q = nib >= 8 ? nib - 16 : nib;
-      row[c] = (static_cast<float>(q) - zp(c)) * weight_scale(o, c);
+    // Unpacked once, then scaled a group at a time: no per-value group lookup (a division).
+    unpack_i4(weight_ + o * ((in_ + 1) / 2), in_, scratch);
+    if (!g_idx_.empty()) {  // act-order: each column names its group
+      for (int64_t c = 0; c < in_; ++c) row[c] = (static_cast<float>(scratch[c]) - zp(c)) * weight_scale(o, c);
+      return;
+    }
+    const int64_t gs = groups_ == 1 ? in_ : w_.group_size;
+    for (int64_t c0 = 0; c0 < in_; c0 += gs) {
+      const int64_t c1 = std::min(c0 + gs, in_);
+      const float s = weight_scale(o, c0), z = zp(c0);
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) row[c] = (static_cast<float>(scratch[c]) - z) * s;
     }
     return;
   }
@@ -369,6 +431,29 @@ void CpuLinear::gemm_widened(const float* x, int64_t rows, float* y,
   if (!error.empty()) fail(w_.module, ": ", error);
 }
 
+void CpuLinear::gemv_i4(const float* x, int64_t rows, float* y) const {
+  const int64_t gs = groups_ == 1 ? in_ : w_.group_size;
+  std::vector<float> xsum;  // per token and group, for the zero points
+  if (!zero_point_.empty()) {
+    xsum.assign(static_cast<size_t>(rows * groups_), 0.0f);
+    for (int64_t t = 0; t < rows; ++t)
+      for (int64_t c = 0; c < in_; ++c) xsum[static_cast<size_t>(t * groups_ + c / gs)] += x[t * in_ + c];
+  }
+  const int64_t row_bytes = (in_ + 1) / 2;
+#pragma omp parallel num_threads(threads_)
+  {
+    std::vector<int8_t> q(static_cast<size_t>(in_));
+    const auto [o0, o1] = thread_range(out_, 16);
+    for (int64_t o = o0; o < o1; ++o) {
+      unpack_i4(weight_ + o * row_bytes, in_, q.data());
+      const float* s = scale_.data() + o * groups_;
+      const int8_t* z = zero_point_.empty() ? nullptr : zero_point_.data() + o * groups_;
+      for (int64_t t = 0; t < rows; ++t)
+        y[t * out_ + o] = dot_i4_groups(q.data(), x + t * in_, in_, gs, s, z, z ? xsum.data() + t * groups_ : nullptr);
+    }
+  }
+}
+
 void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
   // Inputs as the reference sees them: fake-quantized (q * s) when the scheme quantizes them.
   std::vector<float> xf;
@@ -396,6 +481,11 @@ void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
       std::vector<int8_t> scratch(static_cast<size_t>(in_));
       for (int64_t r = 0; r < n; ++r) dequantize_row(o + r, w + r * in_, scratch.data());
     });
+    return;
+  }
+  if (wtype_ == DType::I4 && g_idx_.empty() && scale_.size() == static_cast<size_t>(out_ * groups_) &&
+      (zero_point_.empty() || zero_point_.size() == scale_.size())) {
+    gemv_i4(xs, rows, y);
     return;
   }
   if (!w_.quantized() && wtype_ == DType::BF16) {

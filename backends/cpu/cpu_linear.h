@@ -28,6 +28,9 @@ struct CpuLinearOptions {
   bool use_onednn = true;  // INT8 row-major weights through oneDNN (packed copy) instead of our kernel
 };
 
+// Signed 4-bit values packed two per byte (low nibble first), as int8.
+void unpack_i4(const uint8_t* packed, int64_t n, int8_t* q);
+
 class CpuLinear {
  public:
   // Throws sparq::Error naming the module when unsupported() is not empty.
@@ -51,6 +54,8 @@ class CpuLinear {
   void forward_int8(const float* x, int64_t rows, float* y) const;
   void forward_fp8(const float* x, int64_t rows, float* y) const;
   void forward_generic(const float* x, int64_t rows, float* y) const;
+  // W4A16 without g_idx, fewer than a GEMM's rows: the packed nibbles read once per call.
+  void gemv_i4(const float* x, int64_t rows, float* y) const;
   // FP8 weights: y = x Wᵀ through BF16 GEMMs over widened tiles (x: FP8 values as f32, exact in BF16).
   void gemm_widened_bf16(const float* xv, int64_t rows, float* y) const;
   // y = x Wᵀ through f32 GEMMs over tiles of weight rows that widen(first_row, n, out) writes as f32.

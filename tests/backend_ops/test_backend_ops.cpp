@@ -168,7 +168,7 @@ struct LinearCase {
 };
 
 enum class Q { Bf16, F16Bias, F32, W8A8, W8A8TensorInput, W8Static, Fp8Dynamic, Fp8Static, Sparse24Fp8, Sparse24Int8,
-               W4Group, W4GroupZeroGidx, W8A16 };
+               W4Group, W4GroupZero, W4GroupZeroGidx, W8A16 };
 
 LinearCase make_linear(OpGraph& g, Q q, int64_t in, int64_t out) {
   LinearCase c;
@@ -266,16 +266,15 @@ LinearCase make_linear(OpGraph& g, Q q, int64_t in, int64_t out) {
     w.scale = g.hold(std::move(sb), DType::BF16, {ns}, "scale");
     c.name = name;
   };
-  auto group_q4 = [&](int64_t group, bool zero_and_gidx, const std::string& name) {
+  auto group_q4 = [&](int64_t group, bool zero, bool act_order, const std::string& name) {
     const int64_t groups = (in + group - 1) / group;
     auto [s, sb] = scales(out * groups, DType::F32);
     std::vector<int8_t> zp(static_cast<size_t>(out * groups), 0);
     std::vector<int32_t> gidx(static_cast<size_t>(in));
     for (int64_t k = 0; k < in; ++k) gidx[static_cast<size_t>(k)] = static_cast<int32_t>(k / group);
-    if (zero_and_gidx) {
+    if (zero)
       for (auto& z : zp) z = static_cast<int8_t>(coin(g.rng) - 1);
-      std::shuffle(gidx.begin(), gidx.end(), g.rng);  // act-order: columns in any group
-    }
+    if (act_order) std::shuffle(gidx.begin(), gidx.end(), g.rng);  // columns in any group
     const int64_t row_bytes = (in + 1) / 2;
     std::vector<uint8_t> packed(static_cast<size_t>(row_bytes * out));
     std::vector<int8_t> row(static_cast<size_t>(in));
@@ -291,9 +290,10 @@ LinearCase make_linear(OpGraph& g, Q q, int64_t in, int64_t out) {
     w.strategy = WeightStrategy::Group;
     w.group_size = group;
     w.scale = g.hold(std::move(sb), DType::F32, {out, groups}, "scale");
-    if (zero_and_gidx) {
+    if (zero)
       w.zero_point = g.hold(std::vector<uint8_t>(reinterpret_cast<uint8_t*>(zp.data()), reinterpret_cast<uint8_t*>(zp.data()) + zp.size()),
                             DType::I8, {out, groups}, "zero_point");
+    if (act_order) {
       std::vector<uint8_t> gb(gidx.size() * 4);
       std::memcpy(gb.data(), gidx.data(), gb.size());
       w.g_idx = g.hold(std::move(gb), DType::I32, {in}, "g_idx");
@@ -333,8 +333,9 @@ LinearCase make_linear(OpGraph& g, Q q, int64_t in, int64_t out) {
       break;
     case Q::Sparse24Fp8: channel_q8(true, true, "2:4+fp8-dynamic"); set_input(true, InputStrategy::Token, true, true); break;
     case Q::Sparse24Int8: channel_q8(false, true, "2:4+w8a8-int8"); set_input(false, InputStrategy::Token, true, true); break;
-    case Q::W4Group: group_q4(32, false, "w4a16-g32"); break;
-    case Q::W4GroupZeroGidx: group_q4(16, true, "w4a16-g16 zero points, g_idx"); break;
+    case Q::W4Group: group_q4(32, false, false, "w4a16-g32"); break;
+    case Q::W4GroupZero: group_q4(32, true, false, "w4a16-g32 zero points"); break;
+    case Q::W4GroupZeroGidx: group_q4(16, true, true, "w4a16-g16 zero points, g_idx"); break;
     case Q::W8A16: channel_q8(false, false, "w8a16-int8"); break;
   }
   w.scheme_label = c.name;
@@ -348,7 +349,7 @@ TEST_CASE("backend ops: Linear in every weight scheme", "[backend_ops]") {
   REQUIRE(!backends.empty());
   for (const BackendEntry* backend : backends)
     for (Q q : {Q::Bf16, Q::F16Bias, Q::F32, Q::W8A8, Q::W8A8TensorInput, Q::W8Static, Q::Fp8Dynamic, Q::Fp8Static,
-                Q::Sparse24Fp8, Q::Sparse24Int8, Q::W4Group, Q::W4GroupZeroGidx, Q::W8A16}) {
+                Q::Sparse24Fp8, Q::Sparse24Int8, Q::W4Group, Q::W4GroupZero, Q::W4GroupZeroGidx, Q::W8A16}) {
       const bool sparse = q == Q::Sparse24Fp8 || q == Q::Sparse24Int8;
       // Odd widths where the layout allows (2:4 needs whole groups of four).
       for (const auto& [in, out] : {std::pair<int64_t, int64_t>{sparse ? 68 : 45, 37}, {sparse ? 132 : 131, 65}}) {

@@ -2,6 +2,7 @@
 #include <random>
 #include <vector>
 
+#include "backends/cpu/cpu_linear.h"
 #include "convert/weight_codecs.h"
 
 using namespace sparq;
@@ -66,4 +67,21 @@ TEST_CASE("packed int4 fields are offset by 8 and nibbles sign-extend", "[codecs
   // 3-bit fields straddle bytes
   std::vector<uint8_t> s3 = {0b10001000, 0b11000110, 0b11111010, 0};
   for (int k = 0; k < 8; ++k) CHECK(packed_field(s3.data(), k, 3) == k - 4);
+}
+
+// The CPU backend's vectorized nibble unpacking against a one-value-at-a-time reference: every byte
+// value, every length (odd ones end on a low nibble), every offset of a vector's tail.
+TEST_CASE("unpack_i4 gives the signed nibbles of every byte, low nibble first", "[weight_codecs]") {
+  std::vector<uint8_t> packed(300);
+  for (size_t i = 0; i < packed.size(); ++i) packed[i] = static_cast<uint8_t>(i * 37 + 11);
+  for (int64_t n = 0; n <= 2 * static_cast<int64_t>(packed.size()) - 1; n += (n < 140 ? 1 : 37)) {
+    std::vector<int8_t> q(static_cast<size_t>(n) + 1, 99);
+    sparq::cpu::unpack_i4(packed.data(), n, q.data());
+    for (int64_t c = 0; c < n; ++c) {
+      const int nib = (packed[static_cast<size_t>(c / 2)] >> (c % 2 * 4)) & 0xf;
+      INFO("n " << n << " c " << c);
+      REQUIRE(q[static_cast<size_t>(c)] == (nib >= 8 ? nib - 16 : nib));
+    }
+    REQUIRE(q[static_cast<size_t>(n)] == 99);  // nothing written past the end
+  }
 }
