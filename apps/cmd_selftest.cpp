@@ -25,13 +25,14 @@ struct SelftestArgs {
 };
 
 void run_selftest_command(const SelftestArgs& a) {
-  LoadedModel m = load_model(a.model, a.load);
-  const auto reference = read_reference_block(m.file);
+  // The block first: a file without one (or with a broken one) is told so before the model loads.
+  const auto reference = read_reference_block(ModelFile::open(a.model));
   if (!reference) {
     std::fprintf(stderr, "%s carries no self-test reference: convert it with --reference REF.json (transformers' logits) "
                  "or --reference cpu\n", a.model.c_str());
     throw ExitStatus{kNoReference};
   }
+  LoadedModel m = load_model(a.model, a.load);
   const double tol = a.tolerance > 0 ? a.tolerance : default_selftest_tolerance(m.file);
   const SelftestReport r = run_selftest(m, *reference, tol);
   if (a.json) {

@@ -116,14 +116,17 @@ void run_serve(const ServeArgs& a) {
     }
   } stop_http{http, http_thread};
 
-  LoadedModel m = load_model(a.model, a.load);
-  if (a.selftest) {
-    const auto reference = read_reference_block(m.file);
+  std::optional<ReferenceBlock> reference;
+  if (a.selftest) {  // before the model loads: a file without a reference is refused at once
+    reference = read_reference_block(ModelFile::open(a.model));
     if (!reference)
       fail("--selftest: ", a.model, " carries no self-test reference (sparq convert --reference REF.json or --reference cpu)");
+  }
+  LoadedModel m = load_model(a.model, a.load);
+  if (a.selftest) {
     const SelftestReport r = run_selftest(m, *reference, default_selftest_tolerance(m.file));
     std::fprintf(stderr, "sparq serve: self-test %s (%.1f s)\n", r.summary().c_str(), r.seconds);
-    http.set_selftest(r.to_json(), r.passed());
+    http.set_selftest(r.health_json(), r.passed());
     if (!r.passed()) {
       for (const std::string& p : r.problems) std::fprintf(stderr, "  %s\n", p.c_str());
       std::fprintf(stderr, "sparq serve: the model failed its self-test: serving nothing (503 everywhere, the report at /health) until stopped\n");

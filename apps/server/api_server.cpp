@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <thread>
 
 #include "apps/server/api_error.h"
 #include "apps/server/completion_job.h"
@@ -86,10 +87,20 @@ int ApiServer::bind() {
   return options_.port;
 }
 
-void ApiServer::run() { http_->listen_after_bind(); }
+void ApiServer::run() {
+  run_started_ = true;
+  if (!stop_requested_) http_->listen_after_bind();
+  run_finished_ = true;
+}
 
 void ApiServer::stop() {
-  if (http_) http_->stop();
+  if (!http_) return;
+  // httplib forgets a stop() that comes before listen_after_bind() has marked the server running,
+  // and run() would then listen for ever (a start-up failure right after bind()). Either run()
+  // sees the request and does not listen, or this waits until it listens and then stops it.
+  stop_requested_ = true;
+  while (run_started_ && !run_finished_ && !http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  http_->stop();
 }
 
 void ApiServer::set_ready(const ServingContext* context) {
@@ -102,7 +113,7 @@ void ApiServer::set_draining() { state_.store(State::Draining, std::memory_order
 void ApiServer::set_selftest(const nlohmann::json& report, bool passed) {
   {
     std::lock_guard<std::mutex> lock(selftest_mutex_);
-    selftest_ = report.dump();
+    selftest_ = report;
   }
   if (!passed) state_.store(State::SelftestFailed, std::memory_order_release);
 }
@@ -206,12 +217,12 @@ void ApiServer::install_routes() {
 
 void ApiServer::health(httplib::Response& res) const {
   const State s = state_.load(std::memory_order_acquire);
-  std::string selftest;
+  Json selftest;
   {
     std::lock_guard<std::mutex> lock(selftest_mutex_);
     selftest = selftest_;
   }
-  if (s == State::Ready && selftest.empty()) {
+  if (s == State::Ready && selftest.is_null()) {
     res.status = 200;
     return;
   }
@@ -219,7 +230,7 @@ void ApiServer::health(httplib::Response& res) const {
                        : s == State::Loading        ? "loading"
                        : s == State::SelftestFailed ? "selftest_failed"
                                                     : "draining"}};
-  if (!selftest.empty()) body["selftest"] = Json::parse(selftest);
+  if (!selftest.is_null()) body["selftest"] = std::move(selftest);
   respond_json(res, s == State::Ready ? 200 : 503, body);
 }
 

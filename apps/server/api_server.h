@@ -70,9 +70,10 @@ class ApiServer {
   ServerOptions options_;
   std::unique_ptr<httplib::Server> http_;
   std::atomic<State> state_{State::Loading};
+  std::atomic<bool> run_started_{false}, run_finished_{false}, stop_requested_{false};
   std::atomic<const ServingContext*> context_{nullptr};
   mutable std::mutex selftest_mutex_;
-  std::string selftest_;  // the report as JSON text; empty without --selftest
+  nlohmann::ordered_json selftest_;  // the report; null without --selftest
 };
 
 }  // namespace sparq::server

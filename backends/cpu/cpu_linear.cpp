@@ -85,12 +85,13 @@ float dot_i4_groups(const int8_t* q, const float* x, int64_t in, int64_t gs, con
     __m512 total = _mm512_setzero_ps();
     for (int64_t c0 = 0, g = 0; c0 < in; c0 += gs, ++g) {
       __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+      const int64_t c1 = std::min(c0 + gs, in);  // the last group may be short (still whole 16s)
       int64_t c = c0;
-      for (; c + 32 <= c0 + gs; c += 32) {
+      for (; c + 32 <= c1; c += 32) {
         a0 = _mm512_fmadd_ps(widen(q + c), _mm512_loadu_ps(x + c), a0);
         a1 = _mm512_fmadd_ps(widen(q + c + 16), _mm512_loadu_ps(x + c + 16), a1);
       }
-      if (c < c0 + gs) a0 = _mm512_fmadd_ps(widen(q + c), _mm512_loadu_ps(x + c), a0);
+      for (; c < c1; c += 16) a0 = _mm512_fmadd_ps(widen(q + c), _mm512_loadu_ps(x + c), a0);
       total = _mm512_fmadd_ps(_mm512_set1_ps(s[g]), _mm512_add_ps(a0, a1), total);
     }
     return _mm512_reduce_add_ps(total) - zero_term;

@@ -23,7 +23,8 @@ int64_t json_int(const json& obj, std::string_view key, std::string_view owner) 
   // Python writes some integers as floats (e.g. 8.0); accept exact ones.
   if (v.is_number_float()) {
     double d = v.get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -9.2e18 && d < 9.2e18) return static_cast<int64_t>(d);
+    // Range first: converting an out-of-range double to int64 is undefined.
+    if (d > -9.2e18 && d < 9.2e18 && d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
   }
   fail(owner, ": \"", key, "\" must be an integer");
 }

@@ -718,6 +718,7 @@ Value apply_filter(const std::string& name, const Value& v, Args& a, int line) {
     std::string s = need_string(v);
     int64_t len = static_cast<int64_t>(py_len(s));
     if (len >= width) return Value::string(s);
+    if (width - len > static_cast<int64_t>(Value::kMaxStringBytes)) error_at(line, "center(): width too large");
     int64_t total = width - len, left = total / 2 + (total & width & 1);
     return Value::string(std::string(left, ' ') + s + std::string(total - left, ' '));
   }

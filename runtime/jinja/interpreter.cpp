@@ -426,6 +426,7 @@ class Interpreter {
         return Value::string(a.s + b.s);
       }
       if (a.is_list() && b.is_list()) {
+        if (a.list->size() + b.list->size() > 1'000'000) error_at(line, "list concatenation result too large");
         List l = *a.list;
         l.insert(l.end(), b.list->begin(), b.list->end());
         return Value::make_list(std::move(l));

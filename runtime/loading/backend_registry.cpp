@@ -82,6 +82,7 @@ std::string parse_backend_spec(const std::string& spec, BackendOptions& options)
       if (!allowed || std::string(allowed) != "1")
         fail("--backend \"", spec, "\": fault= injects a deliberate error for tests; set SPARQ_TEST_FAULTS=1 to use it");
       if (value != "attention") fail("--backend \"", spec, "\": the only fault is \"attention\", got \"", value, "\"");
+      if (name != "cpu") fail("--backend \"", spec, "\": fault= is a cpu backend option");
       options.fault = value;
     } else {
       fail("--backend \"", spec, "\": unknown option \"", key, "\" (threads, device, onednn)");

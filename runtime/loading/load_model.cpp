@@ -63,7 +63,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
     m.backend = e.make(backend_options);
     const auto missing = unsupported_ops(*m.backend, *m.graph);
     if (!missing.empty()) fail("the ", e.name, " backend cannot run ", path, ":", join_lines(missing));
-    m.backend_choice = "--backend " + e.name;
+    m.backend_choice = "--backend " + options.backend;
   }
   m.prepared = m.backend->prepare(*m.graph);
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -47,6 +47,21 @@ std::vector<float> finite_floats(const json& obj, std::string_view key, std::str
   return v;
 }
 
+bool is_scalar(const json& v) { return v.is_string() || v.is_number() || v.is_boolean() || v.is_null(); }
+
+// Provenance only, but it is copied and printed: two levels at most, so no input nests deeply.
+void check_source(const json& s, const std::string& owner) {
+  if (!s.is_object()) fail(owner, " must be an object");
+  json_string(s, "producer", owner);
+  if (s.contains("description")) json_string(s, "description", owner);
+  for (const auto& [key, value] : s.items()) {
+    if (is_scalar(value)) continue;
+    if (!value.is_object()) fail(owner, ": \"", key, "\" must be a string, number, boolean or an object of them");
+    for (const auto& [k, v] : value.items())
+      if (!is_scalar(v)) fail(owner, ": \"", key, ".", k, "\" must be a string, number or boolean");
+  }
+}
+
 ReferencePosition parse_position(const json& j, int64_t top_k, int64_t vocab, const std::string& owner) {
   if (!j.is_object()) fail(owner, " must be an object");
   ReferencePosition p;
@@ -106,11 +121,11 @@ ReferenceBlock ReferenceBlock::parse(std::string_view text, int64_t vocab, std::
     fail(owner, ": version ", version, " is not supported (this sparq reads version ", kReferenceVersion, ")");
   ReferenceBlock b;
   b.source = json_field(j, "source", owner);
-  if (!b.source.is_object()) fail(owner, ": \"source\" must be an object");
-  json_string(b.source, "producer", owner + " source");
+  check_source(b.source, owner + " source");
   b.top_k = json_int(j, "top_k", owner);
-  if (b.top_k < 1 || b.top_k > kReferenceMaxTopK || b.top_k > vocab)
-    fail(owner, ": top_k = ", b.top_k, " must be in [1, ", std::min<int64_t>(kReferenceMaxTopK, vocab), "]");
+  // Two at least: a top-1 near-tie needs the reference's second logit.
+  if (b.top_k < 2 || b.top_k > kReferenceMaxTopK || b.top_k > vocab)
+    fail(owner, ": top_k = ", b.top_k, " must be in [2, ", std::min<int64_t>(kReferenceMaxTopK, vocab), "]");
   const json& prompts = json_array(j, "prompts", owner, kReferenceMaxPrompts);
   if (prompts.empty()) fail(owner, ": \"prompts\" is empty");
   for (size_t i = 0; i < prompts.size(); ++i)

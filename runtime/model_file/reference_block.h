@@ -17,10 +17,11 @@ class ModelFile;
 inline constexpr char kReferenceBlobName[] = "selftest_reference.json";
 inline constexpr int64_t kReferenceVersion = 1;
 // Bounds that keep a block small and its checks fast, whoever wrote it.
+// Running a block keeps a prompt's logits rows (vocab floats each), so prompts stay short.
 inline constexpr int64_t kReferenceMaxTopK = 64;
-inline constexpr int64_t kReferenceMaxPrompts = 64;
-inline constexpr int64_t kReferenceMaxPromptTokens = 4096;
-inline constexpr int64_t kReferenceMaxGreedyTokens = 1024;
+inline constexpr int64_t kReferenceMaxPrompts = 16;
+inline constexpr int64_t kReferenceMaxPromptTokens = 256;
+inline constexpr int64_t kReferenceMaxGreedyTokens = 128;
 
 // The reference's view of one position: its k largest logits (largest first) and the largest
 // |logit| of the whole row, the scale errors are measured against.
@@ -39,7 +40,8 @@ struct ReferencePrompt {
 };
 
 struct ReferenceBlock {
-  // Who computed it: {"producer": "transformers" | "sparq-cpu", "description": ..., ...}.
+  // Who computed it: {"producer": "transformers" | "sparq-cpu", "description": ..., ...}: strings,
+  // numbers and booleans, or objects of them (e.g. "versions").
   nlohmann::json source;
   int64_t top_k = 0;
   std::vector<ReferencePrompt> prompts;

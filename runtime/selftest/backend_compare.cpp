@@ -12,10 +12,11 @@ namespace {
 double rel_difference(const float* a, const float* b, int64_t n) {
   double diff = 0, scale = 0;
   for (int64_t i = 0; i < n; ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (!std::isfinite(d)) return std::numeric_limits<double>::infinity();  // a NaN or inf logit on either side
+    diff = std::max(diff, d);
     scale = std::max(scale, std::fabs(static_cast<double>(a[i])));
   }
-  if (std::isnan(diff)) return std::numeric_limits<double>::infinity();
   return scale > 0 ? diff / scale : diff;
 }
 

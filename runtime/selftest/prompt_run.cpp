@@ -41,6 +41,9 @@ float row_scale(std::span<const float> row) {
 
 PromptRun run_prompt(const LoadedModel& model, std::span<const int32_t> prompt, int64_t steps, const ChooseToken& choose) {
   if (prompt.empty()) fail("a prompt needs at least one token");
+  const int64_t model_vocab = model_config(model.file).vocab;
+  for (int32_t id : prompt)
+    if (id < 0 || id >= model_vocab) fail("prompt token ", id, " is outside the model's vocabulary (", model_vocab, ")");
   const int64_t len = static_cast<int64_t>(prompt.size());
   const int64_t context = model_context_length(model.file);
   if (context > 0 && len + steps > context)

@@ -62,9 +62,12 @@ PromptCheck check_prompt(const LoadedModel& model, const ReferencePrompt& ref, d
     const ReferencePosition& r = ref.positions[p];
     const std::span<const float> row(run.prompt_row(static_cast<int64_t>(p)), static_cast<size_t>(run.vocab));
     double err = 0;
-    for (size_t i = 0; i < r.top_ids.size(); ++i)
-      err = std::max(err, std::fabs(static_cast<double>(row[static_cast<size_t>(r.top_ids[i])]) - r.top_logits[i]));
-    if (!std::isfinite(err)) err = std::numeric_limits<double>::infinity();  // NaN logits
+    for (size_t i = 0; i < r.top_ids.size(); ++i) {
+      const double d = std::fabs(static_cast<double>(row[static_cast<size_t>(r.top_ids[i])]) - r.top_logits[i]);
+      err = std::isfinite(d) ? std::max(err, d) : std::numeric_limits<double>::infinity();  // NaN: a failure
+    }
+    for (float v : row)
+      if (!std::isfinite(v)) err = std::numeric_limits<double>::infinity();
     const double rel = err / r.row_scale;
     if (rel > c.max_rel_error || !std::isfinite(rel)) {
       c.max_rel_error = rel;
@@ -127,6 +130,13 @@ nlohmann::json SelftestReport::to_json() const {
           {"prompts", std::move(prompts_json)},
           {"problems", problems},
           {"seconds", seconds}};
+}
+
+nlohmann::json SelftestReport::health_json() const {
+  nlohmann::json j = to_json();
+  j.erase("reference");
+  for (auto& p : j["prompts"]) p.erase("text");
+  return j;
 }
 
 std::string SelftestReport::summary() const {

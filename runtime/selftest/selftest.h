@@ -50,6 +50,9 @@ struct SelftestReport {
   bool passed() const { return problems.empty(); }
   double max_rel_error() const;
   nlohmann::json to_json() const;
+  // What an unauthenticated /health may show: the verdict, the figures and the problems, without
+  // the prompts or where the reference was made.
+  nlohmann::json health_json() const;
   std::string summary() const;  // one line
 };
 

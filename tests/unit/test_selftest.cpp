@@ -2,6 +2,7 @@
 // reference made from the complete file, sparq selftest against a file whose weights were altered
 // after conversion, and the near-tie / real-error classification of sparq compare.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -72,6 +73,14 @@ TEST_CASE("a self-test reference block round-trips and every field is validated"
   CHECK_THAT(broken([](json& j) { j["format"] = "other"; }), Catch::Contains("format is \"other\""));
   CHECK_THAT(broken([](json& j) { j.erase("source"); }), Catch::Contains("source"));
   CHECK_THAT(broken([](json& j) { j["top_k"] = 0; }), Catch::Contains("top_k = 0"));
+  CHECK_THAT(broken([](json& j) { j["top_k"] = 1; }), Catch::Contains("must be in [2, "));
+  CHECK_THAT(broken([](json& j) { j["top_k"] = 1e300; }), Catch::Contains("\"top_k\" must be an integer"));
+  CHECK_THAT(broken([](json& j) { j["source"]["description"] = 5; }), Catch::Contains("\"description\" must be a string"));
+  CHECK_THAT(broken([](json& j) { j["source"]["versions"] = {{"torch", {{"deep", 1}}}}; }),
+             Catch::Contains("\"versions.torch\" must be a string, number or boolean"));
+  CHECK_THAT(broken([](json& j) { j["source"]["list"] = {1, 2}; }), Catch::Contains("\"list\" must be a string"));
+  CHECK_THAT(broken([](json& j) { j["prompts"][0]["ids"] = json(std::vector<int>(257, 1)); }),
+             Catch::Contains("\"ids\" has 257 entries, at most 256"));
   CHECK_THAT(broken([](json& j) { j["prompts"] = json::array(); }), Catch::Contains("\"prompts\" is empty"));
   CHECK_THAT(broken([](json& j) { j["prompts"][0]["positions"].erase(1); }), Catch::Contains("1 positions for 2 ids"));
   CHECK_THAT(broken([](json& j) { j["prompts"][0]["positions"][0]["top_logits"] = {1.0, 2.5}; }),
@@ -229,6 +238,37 @@ TEST_CASE("compare tells a near-tie from a real error at the first sampled token
   c = compare_runs(a, a, prompt, s, 1e-3);
   CHECK(c.divergence == -1);
   CHECK(c.ok);
+
+  // NaN logits are a real error wherever they are, never a zero difference.
+  PromptRun nan = a;
+  nan.prompt_logits[5] = std::nanf("");
+  c = compare_runs(a, nan, prompt, s, 1e-3);
+  CHECK_FALSE(c.ok);
+  CHECK(std::isinf(c.position_rel[1]));
+  nan = run({std::nanf(""), 2.0f, -1, -1});
+  c = compare_runs(a, nan, prompt, s, 1e-3);
+  CHECK(c.divergence == 1);
+  CHECK_FALSE(c.near_tie);
+  CHECK_FALSE(c.ok);
+}
+
+TEST_CASE("a reference maker that fails leaves no output and no temporary file", "[selftest]") {
+  ScratchDir dir("selftest-fail");
+  const std::string path = dir / "m.sparq";
+  ConvertOptions opts{fixture_path("llama-bf16"), path, false};
+  std::string sealed_path;
+  opts.make_reference = [&](const std::string& temp) -> std::string {
+    sealed_path = temp;
+    CHECK(ModelFile::open(temp).tensors().size() > 0);  // complete and valid while sealed
+    fail("no reference today");
+  };
+  CHECK_THROWS_WITH(convert_checkpoint(opts), Catch::Contains("no reference today"));
+  CHECK_FALSE(std::filesystem::exists(path));
+  CHECK_FALSE(std::filesystem::exists(sealed_path));
+  // A maker that returns something invalid is refused the same way.
+  opts.make_reference = [](const std::string&) { return std::string("{\"format\": 1}"); };
+  CHECK_THROWS_WITH(convert_checkpoint(opts), Catch::Contains("made while converting"));
+  CHECK(std::filesystem::is_empty(dir.path));
 }
 
 TEST_CASE("--backend options are parsed and checked", "[selftest]") {
