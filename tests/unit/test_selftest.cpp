@@ -271,7 +271,7 @@ TEST_CASE("a reference maker that fails leaves no output and no temporary file",
   CHECK(std::filesystem::is_empty(dir.path));
 }
 
-TEST_CASE("--backend options are parsed and checked", "[selftest]") {
+TEST_CASE("backend specs: options after the name are parsed and checked", "[selftest]") {
   BackendOptions o;
   CHECK(parse_backend_spec("cpu", o) == "cpu");
   CHECK(parse_backend_spec("cpu:threads=1,onednn=off", o) == "cpu");
