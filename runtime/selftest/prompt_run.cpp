@@ -64,7 +64,8 @@ PromptRun run_prompt(const LoadedModel& model, std::span<const int32_t> prompt, 
   std::vector<float> last(r.prompt_logits.end() - static_cast<std::ptrdiff_t>(vocab), r.prompt_logits.end());
   for (int64_t k = 0; k < steps; ++k) {
     const int32_t token = choose(last, k);
-    if (token < 0 || token >= r.vocab) fail("a chosen token ", token, " is outside the vocabulary");
+    if (token < 0) break;
+    if (token >= r.vocab) fail("a chosen token ", token, " is outside the vocabulary");
     r.continuation.push_back(token);
     r.continuation_logits.insert(r.continuation_logits.end(), last.begin(), last.end());
     if (k + 1 == steps) break;  // the last token's own logits are not needed

@@ -24,7 +24,8 @@ struct PromptRun {
   const float* continuation_row(int64_t k) const { return continuation_logits.data() + k * vocab; }
 };
 
-// choose(row, k) picks continuation token k from the logits row that precedes it.
+// choose(row, k) picks continuation token k from the logits row that precedes it; a negative id
+// ends the continuation there (the caller has seen what it needed).
 using ChooseToken = std::function<int32_t(std::span<const float> row, int64_t k)>;
 
 // Throws sparq::Error for an empty prompt or one (with its continuation) longer than the model's

@@ -34,7 +34,7 @@ PromptCheck check_prompt(const LoadedModel& model, const ReferencePrompt& ref, d
   bool diverged = false;
   const PromptRun run = run_prompt(model, ref.ids, c.greedy_total, [&](std::span<const float> row, int64_t k) {
     const int32_t ours = argmax_token(row);
-    if (diverged) return ours;
+    if (diverged) return -1;  // nothing after the first difference is compared: stop decoding
     const int32_t theirs = ref.greedy_ids[static_cast<size_t>(k)];
     if (ours == theirs) {
       ++c.greedy_agreed;
@@ -53,7 +53,7 @@ PromptCheck check_prompt(const LoadedModel& model, const ReferencePrompt& ref, d
       problems.push_back(where + ": greedy continuation " + buf);
     }
     c.greedy = buf;
-    return ours;
+    return -1;
   });
   if (!diverged) c.greedy = "all " + std::to_string(c.greedy_total) + " tokens equal";
 
