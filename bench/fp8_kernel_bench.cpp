@@ -91,12 +91,15 @@ int main(int argc, char** argv) {
   const double gb_dense = static_cast<double>(rows * cols) / 1e9, gb_sparse = gb_dense * 5 / 8;
   std::printf("%-34s %10.2f %9.1f GB/s\n", "read bandwidth (u64 sum)", t_read * 1e3, gb_dense / t_read);
 
+  sparq::cpu::Fp8GemvActivation act;
+  sparq::cpu::fp8_prepare_activation(x.data(), cols, act);
+  std::printf("%-34s %s\n", "gemv kernel", sparq::cpu::fp8_gemv_kernel());
   const double t_sparse = median_seconds(reps, [&] {
 #pragma omp parallel
     {
       const auto [r0, r1] = my_rows(rows);
-      sparq::cpu::fp8_gemv_sparse24(values.data() + r0 * cols / 2, positions.data() + r0 * cols / 8, r1 - r0, cols,
-                                    x.data(), y.data() + r0);
+      sparq::cpu::fp8_gemv_sparse24(values.data() + r0 * cols / 2, positions.data() + r0 * cols / 8, r1 - r0, act,
+                                    y.data() + r0);
     }
   });
   std::printf("%-34s %10.2f %9.1f GB/s  (%.0f%% of read bandwidth)\n", "gemv sparse24 (5/8 of dense bytes)",
@@ -105,7 +108,7 @@ int main(int argc, char** argv) {
 #pragma omp parallel
     {
       const auto [r0, r1] = my_rows(rows);
-      sparq::cpu::fp8_gemv_dense(dense.data() + r0 * cols, r1 - r0, cols, x.data(), y.data() + r0);
+      sparq::cpu::fp8_gemv_dense(dense.data() + r0 * cols, r1 - r0, act, y.data() + r0);
     }
   });
   std::printf("%-34s %10.2f %9.1f GB/s  (%.0f%% of read bandwidth)\n", "gemv dense", t_dense * 1e3,

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "backends/cpu/fp8_kernels.h"
 #include "backends/cpu/onednn_bf16_matmul.h"
 #include "backends/cpu/onednn_int8_matmul.h"
 #include "backends/device_info.h"
@@ -35,7 +36,8 @@ std::vector<DeviceInfo> list_cpu_devices() {
   const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   const char* int8_path = cpu::onednn_int8_is_exact() ? "; INT8 linears: oneDNN (VNNI)"
                                                       : "; INT8 linears: sparq kernel (no VNNI, where oneDNN's sums saturate)";
-  const std::string fp8_gemm = "; FP8 prefill GEMM: " + cpu::fp8_gemm_choice().reason;
+  const std::string fp8_gemm = "; FP8 prefill GEMM: " + cpu::fp8_gemm_choice().reason +
+                               "; FP8 decode GEMV: " + cpu::fp8_gemv_kernel();
   return {{"cpu", model,
            std::to_string(cores) + " threads; " + (features.empty() ? "no SIMD extensions" : features) + int8_path +
                fp8_gemm}};

@@ -34,6 +34,20 @@ std::pair<int64_t, int64_t> thread_range(int64_t total, int64_t align) {
   return {std::min(total, c0 * align), std::min(total, c1 * align)};
 }
 
+// Calls fn(begin, end) for blocks of `total` rows (multiples of `align`), handed out one at a time to
+// the threads of the enclosing parallel region: a thread the OS preempts (a busy laptop) holds up at
+// most the block it has, and the others take the rest. Each row's result is computed the same way
+// whichever thread takes it, so outputs do not depend on the schedule. Call from every thread.
+template <class F>
+void for_each_row_block(int64_t total, int64_t align, F&& fn) {
+  const int64_t per_thread_blocks = 16;
+  const int64_t want = total / (omp_get_num_threads() * per_thread_blocks);
+  const int64_t block = std::max(align, (want + align - 1) / align * align);
+  const int64_t blocks = (total + block - 1) / block;
+#pragma omp for schedule(dynamic, 1)
+  for (int64_t b = 0; b < blocks; ++b) fn(b * block, std::min(total, (b + 1) * block));
+}
+
 inline float weight_value(DType t, const uint8_t* row, int64_t c) {
   switch (t) {
     case DType::F32: {
@@ -359,18 +373,19 @@ void CpuLinear::forward_int8(const float* x, int64_t rows, float* y) const {
   {
     const bool expand = sparse24_ && rows >= kExpandRows;  // as in forward_fp8
     std::vector<uint8_t> dense(expand ? static_cast<size_t>(in_) : 0);
-    const auto [o0, o1] = thread_range(out_, 16);
-    for (int64_t o = o0; o < o1; ++o) {
-      const float sw = weight_scale(o, 0);
-      const int8_t* wd = expand || !sparse24_ ? reinterpret_cast<const int8_t*>(quantized_row(o, dense.data())) : nullptr;
-      for (int64_t t = 0; t < rows; ++t) {
-        const int8_t* xr = xq.data() + t * in_;
-        const int32_t acc = wd ? dot_s8(wd, xr, in_)
-                               : dot_sparse24_s8(reinterpret_cast<const int8_t*>(weight_) + o * (in_ / 2),
-                                                 positions_ + o * prow, xr, in_);
-        y[t * out_ + o] = static_cast<float>(acc) * sw * sx[static_cast<size_t>(t)];  // oneDNN's order
+    for_each_row_block(out_, 16, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        const float sw = weight_scale(o, 0);
+        const int8_t* wd = expand || !sparse24_ ? reinterpret_cast<const int8_t*>(quantized_row(o, dense.data())) : nullptr;
+        for (int64_t t = 0; t < rows; ++t) {
+          const int8_t* xr = xq.data() + t * in_;
+          const int32_t acc = wd ? dot_s8(wd, xr, in_)
+                                 : dot_sparse24_s8(reinterpret_cast<const int8_t*>(weight_) + o * (in_ / 2),
+                                                   positions_ + o * prow, xr, in_);
+          y[t * out_ + o] = static_cast<float>(acc) * sw * sx[static_cast<size_t>(t)];  // oneDNN's order
+        }
       }
-    }
+    });
   }
 }
 
@@ -390,18 +405,19 @@ void CpuLinear::forward_fp8(const float* x, int64_t rows, float* y) const {
       else fp8_widen_dense(weight_ + o * in_, n, in_, w);
     });
   } else {
+    std::vector<Fp8GemvActivation> act(static_cast<size_t>(rows));
+    for (int64_t t = 0; t < rows; ++t) fp8_prepare_activation(xv.data() + t * in_, in_, act[static_cast<size_t>(t)]);
 #pragma omp parallel num_threads(threads_)
-    {
-      const auto [o0, o1] = thread_range(out_, kGemvBlock);
+    for_each_row_block(out_, kGemvBlock, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; o += kGemvBlock) {
         const int64_t n = std::min(kGemvBlock, o1 - o);
         for (int64_t t = 0; t < rows; ++t) {
-          const float* xr = xv.data() + t * in_;
-          if (sparse24_) fp8_gemv_sparse24(weight_ + o * (in_ / 2), positions_ + o * prow, n, in_, xr, y + t * out_ + o);
-          else fp8_gemv_dense(weight_ + o * in_, n, in_, xr, y + t * out_ + o);
+          const Fp8GemvActivation& xr = act[static_cast<size_t>(t)];
+          if (sparse24_) fp8_gemv_sparse24(weight_ + o * (in_ / 2), positions_ + o * prow, n, xr, y + t * out_ + o);
+          else fp8_gemv_dense(weight_ + o * in_, n, xr, y + t * out_ + o);
         }
       }
-    }
+    });
   }
 #pragma omp parallel for num_threads(threads_) schedule(static) if (rows * out_ > 65536)  // a decode row is not worth a fork
   for (int64_t t = 0; t < rows; ++t)
@@ -444,14 +460,15 @@ void CpuLinear::gemv_i4(const float* x, int64_t rows, float* y) const {
 #pragma omp parallel num_threads(threads_)
   {
     std::vector<int8_t> q(static_cast<size_t>(in_));
-    const auto [o0, o1] = thread_range(out_, 16);
-    for (int64_t o = o0; o < o1; ++o) {
-      unpack_i4(weight_ + o * row_bytes, in_, q.data());
-      const float* s = scale_.data() + o * groups_;
-      const int8_t* z = zero_point_.empty() ? nullptr : zero_point_.data() + o * groups_;
-      for (int64_t t = 0; t < rows; ++t)
-        y[t * out_ + o] = dot_i4_groups(q.data(), x + t * in_, in_, gs, s, z, z ? xsum.data() + t * groups_ : nullptr);
-    }
+    for_each_row_block(out_, 16, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        unpack_i4(weight_ + o * row_bytes, in_, q.data());
+        const float* s = scale_.data() + o * groups_;
+        const int8_t* z = zero_point_.empty() ? nullptr : zero_point_.data() + o * groups_;
+        for (int64_t t = 0; t < rows; ++t)
+          y[t * out_ + o] = dot_i4_groups(q.data(), x + t * in_, in_, gs, s, z, z ? xsum.data() + t * groups_ : nullptr);
+      }
+    });
   }
 }
 
@@ -492,23 +509,23 @@ void CpuLinear::forward_generic(const float* x, int64_t rows, float* y) const {
   if (!w_.quantized() && wtype_ == DType::BF16) {
     const uint16_t* w = reinterpret_cast<const uint16_t*>(weight_);
 #pragma omp parallel num_threads(threads_)
-    {
-      const auto [o0, o1] = thread_range(out_, kGemvBlock);
+    for_each_row_block(out_, kGemvBlock, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; o += kGemvBlock)
         for (int64_t t = 0; t < rows; ++t)
           for (int64_t r = o; r < std::min(o + kGemvBlock, o1); ++r) y[t * out_ + r] = dot_bf16(w + r * in_, xs + t * in_, in_);
-    }
+    });
     return;
   }
 #pragma omp parallel num_threads(threads_)
   {
     std::vector<float> wrow(static_cast<size_t>(in_));
     std::vector<int8_t> scratch(static_cast<size_t>(in_));
-    const auto [o0, o1] = thread_range(out_, 16);
-    for (int64_t o = o0; o < o1; ++o) {
-      dequantize_row(o, wrow.data(), scratch.data());
-      for (int64_t t = 0; t < rows; ++t) y[t * out_ + o] = dot_f32(wrow.data(), xs + t * in_, in_);
-    }
+    for_each_row_block(out_, 16, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        dequantize_row(o, wrow.data(), scratch.data());
+        for (int64_t t = 0; t < rows; ++t) y[t * out_ + o] = dot_f32(wrow.data(), xs + t * in_, in_);
+      }
+    });
   }
 }
 

@@ -2,9 +2,11 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
-#include <vector>
+#include <bit>
 #include <cstring>
+#include <vector>
 
 #include "runtime/core/float_formats.h"
 #include "runtime/model_file/sparse24.h"
@@ -14,6 +16,10 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__) && defined(__AVX512VBMI2__)
+#define SPARQ_FP8_BF16_DOT 1
+#endif
 
 namespace sparq::cpu {
 
@@ -43,6 +49,8 @@ inline __m512 e4m3x16_to_f32_scaled(const uint8_t* p) {
 inline __m512 low_f32(__m512i h) { return _mm512_cvtph_ps(_mm512_castsi512_si256(h)); }
 inline __m512 high_f32(__m512i h) { return _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)); }
 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+#ifndef SPARQ_FP8_BF16_DOT  // the f32 GEMVs, where BF16 dot products are missing
 
 // Lane k of a 32-column block reads column 4*(k/2) + ((word >> 2k) & 3): one variable shift and one
 // ternary-logic op ((shifted & 3) | base) give the permutation indices.
@@ -112,6 +120,8 @@ float dense_row(const uint8_t* w, int64_t cols, const float* x) {
   return s;
 }
 
+#endif
+
 // Byte of positions (two groups) -> the 8-column mask of its kept columns.
 constexpr std::array<uint8_t, 256> kKeptMask = [] {
   std::array<uint8_t, 256> t{};
@@ -126,33 +136,206 @@ constexpr std::array<uint8_t, 256> kKeptMask = [] {
 
 #endif
 
+#ifdef SPARQ_FP8_BF16_DOT
+
+// BF16 bit pattern of an E4M3 magnitude (the low 7 bits; the sign is copied separately).
+constexpr uint16_t bf16_of_magnitude(int m) { return static_cast<uint16_t>(std::bit_cast<uint32_t>(kFp8E4M3Table[static_cast<size_t>(m)]) >> 16); }
+constexpr std::array<uint8_t, 128> kBf16LowByte = [] {
+  std::array<uint8_t, 128> t{};
+  for (int m = 0; m < 128; ++m) t[static_cast<size_t>(m)] = static_cast<uint8_t>(bf16_of_magnitude(m) & 0xff);
+  return t;
+}();
+constexpr std::array<uint8_t, 128> kBf16HighByte = [] {
+  std::array<uint8_t, 128> t{};
+  for (int m = 0; m < 128; ++m) t[static_cast<size_t>(m)] = static_cast<uint8_t>(bf16_of_magnitude(m) >> 8);
+  return t;
+}();
+
+// Lane order of a widened 64-column block: unpacklo/unpackhi interleave within each 128-bit lane L,
+// so the first register holds columns 16L + 0..7 and the second 16L + 8..15 (word 8L + k each).
+constexpr int bf16_slot(int column) {
+  const int lane = column / 16, k = column % 16;
+  return (k < 8 ? 0 : 32) + lane * 8 + k % 8;
+}
+
+struct Bf16Widener {
+  __m512i lo0 = _mm512_loadu_si512(kBf16LowByte.data()), lo1 = _mm512_loadu_si512(kBf16LowByte.data() + 64);
+  __m512i hi0 = _mm512_loadu_si512(kBf16HighByte.data()), hi1 = _mm512_loadu_si512(kBf16HighByte.data() + 64);
+  __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  // 64 E4M3 bytes -> two registers of 32 BF16 in bf16_slot order (exact).
+  void operator()(__m512i w, __m512bh& first, __m512bh& second) const {
+    const __m512i lo = _mm512_permutex2var_epi8(lo0, w, lo1);  // index bit 7 (the sign) is ignored
+    const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, w, hi1), w, sign, 0xF8);  // a | (b & c)
+    first = reinterpret_cast<__m512bh>(_mm512_unpacklo_epi8(lo, hi));
+    second = reinterpret_cast<__m512bh>(_mm512_unpackhi_epi8(lo, hi));
+  }
+};
+
+inline __m512bh load_bf16(const uint16_t* p) { return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p)); }
+inline __mmask64 low_bytes(int64_t n) { return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1; }
+
+// Two rows at a time share the activation loads; each row keeps two accumulators.
+void dense_rows2_bf16(const uint8_t* w0, const uint8_t* w1, int64_t cols, const uint16_t* xb, float* y0, float* y1,
+                      const Bf16Widener& widen) {
+  __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
+  for (int64_t c = 0; c < cols; c += 64) {
+    const __mmask64 in = low_bytes(cols - c);  // all ones but at the row's end
+    __m512bh f0, s0, f1, s1;
+    widen(_mm512_maskz_loadu_epi8(in, w0 + c), f0, s0);
+    widen(_mm512_maskz_loadu_epi8(in, w1 + c), f1, s1);
+    const __m512bh x0 = load_bf16(xb + c), x1 = load_bf16(xb + c + 32);
+    a00 = _mm512_dpbf16_ps(a00, f0, x0);
+    a01 = _mm512_dpbf16_ps(a01, s0, x1);
+    a10 = _mm512_dpbf16_ps(a10, f1, x0);
+    a11 = _mm512_dpbf16_ps(a11, s1, x1);
+  }
+  *y0 = _mm512_reduce_add_ps(_mm512_add_ps(a00, a01));
+  *y1 = _mm512_reduce_add_ps(_mm512_add_ps(a10, a11));
+}
+
+// Sparse24 rows keep their 32 values of a 64-column block in order, and the activations are
+// gathered to them (vpermi2w) instead of the values being expanded: value i of the block sits in
+// column 4 * (i / 2) + (positions >> 2i & 3), and vpmultishiftqb cuts those 2-bit fields out of the
+// block's 8 position bytes in one instruction.
+struct Sparse24Gather {
+  __m512i offsets = bytes([](int b) { return b % 2 ? 0 : b; });        // word i takes bits 2i.. of the positions
+  __m512i group_base = bytes([](int b) { return b % 2 ? 0 : b / 4 * 4; });  // word i: 4 * (i / 2)
+  __m512i duplicate = bytes([](int b) { return b / 2; });              // value i into both bytes of word i
+  __m512i three = _mm512_set1_epi16(3);
+  __m512i sign = _mm512_set1_epi16(static_cast<short>(0x8000));
+  static __m512i bytes(int (*f)(int)) {
+    alignas(64) uint8_t t[64];
+    for (int b = 0; b < 64; ++b) t[b] = static_cast<uint8_t>(f(b));
+    return _mm512_load_si512(t);
+  }
+  // Activations (natural order, BF16) of the block's 64 columns gathered to its kept values.
+  __m512bh activations(uint64_t positions, __m512i x0, __m512i x1) const {
+    const __m512i fields = _mm512_multishift_epi64_epi8(offsets, _mm512_set1_epi64(static_cast<long long>(positions)));
+    const __m512i columns = _mm512_ternarylogic_epi32(fields, three, group_base, 0xEA);  // (a & b) | c
+    return reinterpret_cast<__m512bh>(_mm512_permutex2var_epi16(x0, columns, x1));
+  }
+  // 32 E4M3 values -> 32 BF16 in order: both bytes of word i look up value i, the high one keeps
+  // the high-byte table's result, and the sign bit comes from the value.
+  __m512bh values(__m256i raw, const Bf16Widener& t) const {
+    const __m512i d = _mm512_permutexvar_epi8(duplicate, _mm512_castsi256_si512(raw));
+    const __m512i w = _mm512_mask_blend_epi8(0xAAAAAAAAAAAAAAAAull, _mm512_permutex2var_epi8(t.lo0, d, t.lo1),
+                                             _mm512_permutex2var_epi8(t.hi0, d, t.hi1));
+    return reinterpret_cast<__m512bh>(_mm512_ternarylogic_epi32(w, d, sign, 0xF8));  // a | (b & c)
+  }
+};
+
+// Two rows share the activation loads; two blocks per step, each with its own accumulators, keep
+// two vdpbf16ps chains per row in flight.
+void sparse24_rows2_bf16(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1, const uint8_t* p1, int64_t cols,
+                         const uint16_t* xb, float* y0, float* y1, const Bf16Widener& widen, const Sparse24Gather& gather) {
+  __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
+  const int64_t position_bytes = (cols + 7) / 8;
+  const auto block = [&](int64_t c, __m512& acc0, __m512& acc1) {
+    const bool whole = c + 64 <= cols;
+    uint64_t q0 = 0, q1 = 0;
+    __m256i r0, r1;
+    if (whole) {
+      std::memcpy(&q0, p0 + c / 8, 8);
+      std::memcpy(&q1, p1 + c / 8, 8);
+      r0 = load32(v0 + c / 2);
+      r1 = load32(v1 + c / 2);
+    } else {  // the row's end: fewer bytes, zeros after them (their activations are zero padding)
+      std::memcpy(&q0, p0 + c / 8, static_cast<size_t>(position_bytes - c / 8));
+      std::memcpy(&q1, p1 + c / 8, static_cast<size_t>(position_bytes - c / 8));
+      const auto kept = static_cast<__mmask32>((uint64_t{1} << ((cols - c) / 2)) - 1);
+      r0 = _mm256_maskz_loadu_epi8(kept, v0 + c / 2);
+      r1 = _mm256_maskz_loadu_epi8(kept, v1 + c / 2);
+    }
+    const __m512i x0 = _mm512_loadu_si512(xb + c), x1 = _mm512_loadu_si512(xb + c + 32);
+    acc0 = _mm512_dpbf16_ps(acc0, gather.values(r0, widen), gather.activations(q0, x0, x1));
+    acc1 = _mm512_dpbf16_ps(acc1, gather.values(r1, widen), gather.activations(q1, x0, x1));
+  };
+  int64_t c = 0;
+  for (; c + 128 <= cols; c += 128) {
+    block(c, a00, a10);
+    block(c + 64, a01, a11);
+  }
+  if (c < cols) block(c, a00, a10);
+  if (c + 64 < cols) block(c + 64, a01, a11);
+  *y0 = _mm512_reduce_add_ps(_mm512_add_ps(a00, a01));
+  *y1 = _mm512_reduce_add_ps(_mm512_add_ps(a10, a11));
+}
+
+#endif
+
 }  // namespace
 
-void fp8_gemv_dense(const uint8_t* w, int64_t rows, int64_t cols, const float* x, float* y) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* row = w + r * cols;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-    y[r] = dense_row(row, cols, x);
-#else
-    float s = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) s += kFp8E4M3Table[row[c]] * x[c];
-    y[r] = s;
+void fp8_prepare_activation(const float* x, int64_t cols, Fp8GemvActivation& out) {
+  out.x = x;
+  out.cols = cols;
+#ifdef SPARQ_FP8_BF16_DOT
+  const auto padded = static_cast<size_t>((cols + 63) / 64 * 64);
+  out.bf16.assign(padded, 0);
+  out.bf16_unpacked.assign(padded, 0);
+  for (int64_t c = 0; c < cols; ++c) {
+    const auto b = static_cast<uint16_t>(std::bit_cast<uint32_t>(x[c]) >> 16);  // exact by the contract
+    out.bf16[static_cast<size_t>(c)] = b;
+    out.bf16_unpacked[static_cast<size_t>(c / 64 * 64 + bf16_slot(static_cast<int>(c % 64)))] = b;
+  }
 #endif
+}
+
+const char* fp8_gemv_kernel() {
+#if defined(SPARQ_FP8_BF16_DOT)
+  return "avx512-bf16-dot";
+#elif defined(__AVX512F__) && defined(__AVX512BW__)
+  return "avx512-f32-fma";
+#else
+  return "scalar";
+#endif
+}
+
+void fp8_gemv_dense(const uint8_t* w, int64_t rows, const Fp8GemvActivation& x, float* y) {
+  const int64_t cols = x.cols;
+  int64_t r = 0;
+#if defined(SPARQ_FP8_BF16_DOT)
+  const Bf16Widener widen;
+  for (; r + 2 <= rows; r += 2) dense_rows2_bf16(w + r * cols, w + (r + 1) * cols, cols, x.bf16_unpacked.data(), y + r, y + r + 1, widen);
+  if (r < rows) {  // an odd last row: pair it with itself
+    float unused;
+    dense_rows2_bf16(w + r * cols, w + r * cols, cols, x.bf16_unpacked.data(), y + r, &unused, widen);
+    ++r;
+  }
+#elif defined(__AVX512F__) && defined(__AVX512BW__)
+  for (; r < rows; ++r) y[r] = dense_row(w + r * cols, cols, x.x);
+#endif
+  for (; r < rows; ++r) {
+    const uint8_t* row = w + r * cols;
+    float s = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) s += kFp8E4M3Table[row[c]] * x.x[c];
+    y[r] = s;
   }
 }
 
-void fp8_gemv_sparse24(const uint8_t* values, const uint8_t* positions, int64_t rows, int64_t cols, const float* x,
+void fp8_gemv_sparse24(const uint8_t* values, const uint8_t* positions, int64_t rows, const Fp8GemvActivation& x,
                        float* y) {
-  const int64_t vrow = cols / 2, prow = (cols + 7) / 8;
+  const int64_t cols = x.cols, vrow = cols / 2, prow = (cols + 7) / 8;
   int64_t r = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-  const Sparse24Index index;
+#if defined(SPARQ_FP8_BF16_DOT)
+  const Bf16Widener widen;
+  const Sparse24Gather gather;
   for (; r + 2 <= rows; r += 2)
-    sparse24_rows2(values + r * vrow, positions + r * prow, values + (r + 1) * vrow, positions + (r + 1) * prow, cols, x,
-                   y + r, y + r + 1, index);
+    sparse24_rows2_bf16(values + r * vrow, positions + r * prow, values + (r + 1) * vrow, positions + (r + 1) * prow,
+                        cols, x.bf16.data(), y + r, y + r + 1, widen, gather);
   if (r < rows) {  // an odd last row: pair it with itself
     float unused;
-    sparse24_rows2(values + r * vrow, positions + r * prow, values + r * vrow, positions + r * prow, cols, x, y + r,
+    sparse24_rows2_bf16(values + r * vrow, positions + r * prow, values + r * vrow, positions + r * prow, cols,
+                        x.bf16.data(), y + r, &unused, widen, gather);
+    ++r;
+  }
+#elif defined(__AVX512F__) && defined(__AVX512BW__)
+  const Sparse24Index index;
+  for (; r + 2 <= rows; r += 2)
+    sparse24_rows2(values + r * vrow, positions + r * prow, values + (r + 1) * vrow, positions + (r + 1) * prow, cols,
+                   x.x, y + r, y + r + 1, index);
+  if (r < rows) {  // an odd last row: pair it with itself
+    float unused;
+    sparse24_rows2(values + r * vrow, positions + r * prow, values + r * vrow, positions + r * prow, cols, x.x, y + r,
                    &unused, index);
     ++r;
   }
@@ -160,7 +343,7 @@ void fp8_gemv_sparse24(const uint8_t* values, const uint8_t* positions, int64_t 
   for (; r < rows; ++r) {
     float s = 0.0f;
     for (int64_t g = 0; g < cols / 4; ++g)
-      s += group_dot(values + r * vrow + 2 * g, sparse24::group_nibble(positions + r * prow, g), x + 4 * g);
+      s += group_dot(values + r * vrow + 2 * g, sparse24::group_nibble(positions + r * prow, g), x.x + 4 * g);
     y[r] = s;
   }
 }

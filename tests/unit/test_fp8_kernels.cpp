@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backends/cpu/fp8_kernels.h"
@@ -68,13 +69,15 @@ void check_dot(float got, const float* w, const float* x, int64_t cols) {
 
 TEST_CASE("fp8 sparse24 GEMV and widening match the scalar reference", "[fp8_kernels]") {
   std::mt19937 rng(7);
-  for (int64_t cols : {4, 28, 32, 36, 64, 96, 100, 2304, 4096}) {
+  for (int64_t cols : {4, 28, 32, 36, 64, 96, 100, 128, 192, 200, 252, 2304, 4096}) {
     for (int64_t rows : {1, 2, 3, 5}) {
       INFO("cols " << cols << " rows " << rows);
       const Sparse24Rows s = make_sparse24(rows, cols, rng);
       const std::vector<float> x = random_activations(cols, rng);
       std::vector<float> y(static_cast<size_t>(rows), -1.0f);
-      cpu::fp8_gemv_sparse24(s.values.data(), s.positions.data(), rows, cols, x.data(), y.data());
+      cpu::Fp8GemvActivation act;
+      cpu::fp8_prepare_activation(x.data(), cols, act);
+      cpu::fp8_gemv_sparse24(s.values.data(), s.positions.data(), rows, act, y.data());
       for (int64_t r = 0; r < rows; ++r) check_dot(y[static_cast<size_t>(r)], s.dense.data() + r * cols, x.data(), cols);
       std::vector<float> wide(static_cast<size_t>(rows * cols), -1.0f);
       cpu::fp8_widen_sparse24(s.values.data(), s.positions.data(), rows, cols, wide.data());
@@ -85,7 +88,7 @@ TEST_CASE("fp8 sparse24 GEMV and widening match the scalar reference", "[fp8_ker
 
 TEST_CASE("fp8 dense GEMV and widening match the scalar reference", "[fp8_kernels]") {
   std::mt19937 rng(11);
-  for (int64_t cols : {1, 31, 32, 33, 64, 100, 2304}) {
+  for (int64_t cols : {1, 31, 32, 33, 64, 65, 100, 127, 128, 129, 2304}) {
     const int64_t rows = 3;
     INFO("cols " << cols);
     std::vector<uint8_t> w(static_cast<size_t>(rows * cols));
@@ -93,7 +96,9 @@ TEST_CASE("fp8 dense GEMV and widening match the scalar reference", "[fp8_kernel
     for (size_t i = 0; i < w.size(); ++i) dense[i] = kFp8E4M3Table[w[i] = random_e4m3(rng)];
     const std::vector<float> x = random_activations(cols, rng);
     std::vector<float> y(static_cast<size_t>(rows));
-    cpu::fp8_gemv_dense(w.data(), rows, cols, x.data(), y.data());
+    cpu::Fp8GemvActivation act;
+    cpu::fp8_prepare_activation(x.data(), cols, act);
+    cpu::fp8_gemv_dense(w.data(), rows, act, y.data());
     for (int64_t r = 0; r < rows; ++r) check_dot(y[static_cast<size_t>(r)], dense.data() + r * cols, x.data(), cols);
     std::vector<float> wide(w.size());
     cpu::fp8_widen_dense(w.data(), rows, cols, wide.data());
@@ -114,3 +119,15 @@ TEST_CASE("fp8 widening is exact for every E4M3 byte, subnormals and signed zero
     REQUIRE(wide[i] == kFp8E4M3Table[all[i]]);
   }
 }
+
+#ifdef SPARQ_ISA_VARIANT  // kernels and test compiled with the same flags (tests/CMakeLists.txt)
+TEST_CASE("the FP8 GEMV kernel is the one the build's instruction set selects", "[fp8_kernels]") {
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__) && defined(__AVX512VBMI2__)
+  REQUIRE(std::string(cpu::fp8_gemv_kernel()) == "avx512-bf16-dot");
+#elif defined(__AVX512F__) && defined(__AVX512BW__)
+  REQUIRE(std::string(cpu::fp8_gemv_kernel()) == "avx512-f32-fma");
+#else
+  REQUIRE(std::string(cpu::fp8_gemv_kernel()) == "scalar");
+#endif
+}
+#endif
