@@ -233,8 +233,9 @@ struct Sparse24Gather {
     return _mm512_load_si512(t);
   }
   // Activations (natural order, BF16) of the block's 64 columns gathered to its kept values.
-  __m512bh activations(uint64_t positions, __m512i x0, __m512i x1) const {
-    const __m512i fields = _mm512_multishift_epi64_epi8(offsets, _mm512_set1_epi64(static_cast<long long>(positions)));
+  // `positions`: the block's 8 position bytes in every 64-bit lane.
+  __m512bh activations(__m512i positions, __m512i x0, __m512i x1) const {
+    const __m512i fields = _mm512_multishift_epi64_epi8(offsets, positions);
     const __m512i columns = _mm512_ternarylogic_epi32(fields, three, group_base, 0xEA);  // (a & b) | c
     return reinterpret_cast<__m512bh>(_mm512_permutex2var_epi16(x0, columns, x1));
   }
@@ -254,25 +255,33 @@ void sparse24_rows2_bf16(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1
                          const uint16_t* xb, float* y0, float* y1, const Bf16Widener& widen, const Sparse24Gather& gather) {
   __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
   const int64_t position_bytes = (cols + 7) / 8;
-  const auto block = [&](int64_t c, __m512& acc0, __m512& acc1) {
-    const bool whole = c + 64 <= cols;
-    uint64_t q0 = 0, q1 = 0;
-    __m256i r0, r1;
-    if (whole) {
-      std::memcpy(&q0, p0 + c / 8, 8);
-      std::memcpy(&q1, p1 + c / 8, 8);
-      r0 = load32(v0 + c / 2);
-      r1 = load32(v1 + c / 2);
-    } else {  // the row's end: fewer bytes, zeros after them (their activations are zero padding)
-      std::memcpy(&q0, p0 + c / 8, static_cast<size_t>(position_bytes - c / 8));
-      std::memcpy(&q1, p1 + c / 8, static_cast<size_t>(position_bytes - c / 8));
-      const auto kept = static_cast<__mmask32>((uint64_t{1} << ((cols - c) / 2)) - 1);
-      r0 = _mm256_maskz_loadu_epi8(kept, v0 + c / 2);
-      r1 = _mm256_maskz_loadu_epi8(kept, v1 + c / 2);
-    }
+  const auto block = [&](int64_t c, __m512& acc0, __m512& acc1, __m256i r0, __m256i r1, __m512i q0, __m512i q1) {
     const __m512i x0 = _mm512_loadu_si512(xb + c), x1 = _mm512_loadu_si512(xb + c + 32);
     acc0 = _mm512_dpbf16_ps(acc0, gather.values(r0, widen), gather.activations(q0, x0, x1));
     acc1 = _mm512_dpbf16_ps(acc1, gather.values(r1, widen), gather.activations(q1, x0, x1));
+  };
+  // Whole blocks broadcast their positions straight from memory (no trip through a general register).
+  const auto broadcast8 = [](const uint8_t* p) {
+    long long q;
+    std::memcpy(&q, p, 8);
+    return _mm512_set1_epi64(q);
+  };
+  const auto whole = [&](int64_t c, __m512& acc0, __m512& acc1) {
+    block(c, acc0, acc1, load32(v0 + c / 2), load32(v1 + c / 2), broadcast8(p0 + c / 8), broadcast8(p1 + c / 8));
+  };
+  const auto partial = [&](int64_t c, __m512& acc0, __m512& acc1) {
+    // The row's end: fewer bytes, zeros after them (their activations are zero padding).
+    const auto bytes = static_cast<size_t>(position_bytes - c / 8);
+    long long q0 = 0, q1 = 0;
+    std::memcpy(&q0, p0 + c / 8, bytes);
+    std::memcpy(&q1, p1 + c / 8, bytes);
+    const auto kept = static_cast<__mmask32>((uint64_t{1} << ((cols - c) / 2)) - 1);
+    block(c, acc0, acc1, _mm256_maskz_loadu_epi8(kept, v0 + c / 2), _mm256_maskz_loadu_epi8(kept, v1 + c / 2),
+          _mm512_set1_epi64(q0), _mm512_set1_epi64(q1));
+  };
+  const auto any = [&](int64_t c, __m512& acc0, __m512& acc1) {
+    if (c + 64 <= cols) whole(c, acc0, acc1);
+    else partial(c, acc0, acc1);
   };
   int64_t c = 0;
   for (; c + 128 <= cols; c += 128) {
@@ -280,11 +289,11 @@ void sparse24_rows2_bf16(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1
     prefetch_ahead(v1 + c / 2);
     prefetch_ahead(p0 + c / 8, 4);
     prefetch_ahead(p1 + c / 8, 4);
-    block(c, a00, a10);
-    block(c + 64, a01, a11);
+    whole(c, a00, a10);
+    whole(c + 64, a01, a11);
   }
-  if (c < cols) block(c, a00, a10);
-  if (c + 64 < cols) block(c + 64, a01, a11);
+  if (c < cols) any(c, a00, a10);
+  if (c + 64 < cols) any(c + 64, a01, a11);
   *y0 = _mm512_reduce_add_ps(_mm512_add_ps(a00, a01));
   *y1 = _mm512_reduce_add_ps(_mm512_add_ps(a10, a11));
 }
