@@ -59,6 +59,13 @@ constexpr int64_t kPrefetchBytes = 8192;
 inline void prefetch_ahead(const uint8_t* p, int64_t fraction = 1) {
   _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes / fraction), _MM_HINT_T0);
 }
+// Two sparse24 rows at column c: their values and (a quarter as fast) their positions.
+inline void prefetch_sparse24_rows(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1, const uint8_t* p1, int64_t c) {
+  prefetch_ahead(v0 + c / 2);
+  prefetch_ahead(v1 + c / 2);
+  prefetch_ahead(p0 + c / 8, 4);
+  prefetch_ahead(p1 + c / 8, 4);
+}
 
 #ifndef SPARQ_FP8_BF16_DOT  // the f32 GEMVs, where BF16 dot products are missing
 
@@ -86,10 +93,7 @@ void sparse24_rows2(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1, con
   __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
   int64_t c = 0;
   for (; c + 64 <= cols; c += 64) {
-    prefetch_ahead(v0 + c / 2);
-    prefetch_ahead(v1 + c / 2);
-    prefetch_ahead(p0 + c / 8, 4);
-    prefetch_ahead(p1 + c / 8, 4);
+    prefetch_sparse24_rows(v0, p0, v1, p1, c);
     const __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
     const __m512 x2 = _mm512_loadu_ps(x + c + 32), x3 = _mm512_loadu_ps(x + c + 48);
     const __m512i h0 = e4m3_to_f16_scaled(load32(v0 + c / 2)), h1 = e4m3_to_f16_scaled(load32(v1 + c / 2));
@@ -285,10 +289,7 @@ void sparse24_rows2_bf16(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1
   };
   int64_t c = 0;
   for (; c + 128 <= cols; c += 128) {
-    prefetch_ahead(v0 + c / 2);
-    prefetch_ahead(v1 + c / 2);
-    prefetch_ahead(p0 + c / 8, 4);
-    prefetch_ahead(p1 + c / 8, 4);
+    prefetch_sparse24_rows(v0, p0, v1, p1, c);
     whole(c, a00, a10);
     whole(c + 64, a01, a11);
   }
