@@ -9,7 +9,7 @@ failed=0
 
 echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 if cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSPARQ_SANITIZE=ON -DSPARQ_CUDA=OFF \
-     -DSPARQ_VULKAN=OFF -DSPARQ_WERROR=ON >/dev/null && cmake --build build-asan -j"$(nproc)" --target sparq_unit_tests; then
+     -DSPARQ_VULKAN=OFF -DSPARQ_WERROR=ON >/dev/null && cmake --build build-asan -j"$(nproc)" --target sparq_test_binaries; then
   if (cd build-asan && ctest -j"$(nproc)" --output-on-failure >ctest.log 2>&1); then
     tail -3 build-asan/ctest.log
   else
