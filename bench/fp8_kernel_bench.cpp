@@ -85,8 +85,9 @@ int main(int argc, char** argv) {
 
   // The machine's read bandwidth over the dense buffer (the same bytes a dense GEMV reads), and the
   // GEMVs, interleaved round by round so that the machine's drifting bandwidth affects all alike.
-  sparq::cpu::Fp8GemvActivation act;
-  sparq::cpu::fp8_prepare_activation(x.data(), cols, act);
+  sparq::cpu::Fp8GemvActivation act_sparse, act_dense;
+  sparq::cpu::fp8_prepare_activation(x.data(), cols, sparq::cpu::Fp8GemvLayout::Sparse24, act_sparse);
+  sparq::cpu::fp8_prepare_activation(x.data(), cols, sparq::cpu::Fp8GemvLayout::Dense, act_dense);
   uint64_t sink = 0;
   auto read = [&] {
     uint64_t total = 0;
@@ -106,7 +107,7 @@ int main(int argc, char** argv) {
 #pragma omp parallel
     {
       const auto [r0, r1] = my_rows(rows);
-      sparq::cpu::fp8_gemv_sparse24(values.get() + r0 * cols / 2, positions.get() + r0 * cols / 8, r1 - r0, act,
+      sparq::cpu::fp8_gemv_sparse24(values.get() + r0 * cols / 2, positions.get() + r0 * cols / 8, r1 - r0, act_sparse,
                                     y.data() + r0);
     }
   };
@@ -114,7 +115,7 @@ int main(int argc, char** argv) {
 #pragma omp parallel
     {
       const auto [r0, r1] = my_rows(rows);
-      sparq::cpu::fp8_gemv_dense(dense.get() + r0 * cols, r1 - r0, act, y.data() + r0);
+      sparq::cpu::fp8_gemv_dense(dense.get() + r0 * cols, r1 - r0, act_dense, y.data() + r0);
     }
   };
   std::vector<double> t_read, t_sparse, t_dense;

@@ -11,6 +11,7 @@
 
 #include "backends/cpu/activation_quant.h"
 #include "backends/cpu/fp8_kernels.h"
+#include "backends/cpu/stream_prefetch.h"
 #include "backends/cpu/onednn_bf16_matmul.h"
 #include "backends/cpu/onednn_int8_matmul.h"
 #include "runtime/core/error.h"
@@ -406,7 +407,8 @@ void CpuLinear::forward_fp8(const float* x, int64_t rows, float* y) const {
     });
   } else {
     std::vector<Fp8GemvActivation> act(static_cast<size_t>(rows));
-    for (int64_t t = 0; t < rows; ++t) fp8_prepare_activation(xv.data() + t * in_, in_, act[static_cast<size_t>(t)]);
+    const Fp8GemvLayout layout = sparse24_ ? Fp8GemvLayout::Sparse24 : Fp8GemvLayout::Dense;
+    for (int64_t t = 0; t < rows; ++t) fp8_prepare_activation(xv.data() + t * in_, in_, layout, act[static_cast<size_t>(t)]);
 #pragma omp parallel num_threads(threads_)
     for_each_row_block(out_, kGemvBlock, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; o += kGemvBlock) {
@@ -462,10 +464,7 @@ void CpuLinear::gemv_i4(const float* x, int64_t rows, float* y) const {
     std::vector<int8_t> q(static_cast<size_t>(in_));
     for_each_row_block(out_, 16, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {
-        // The packed rows stream once: request the bytes 8 KiB ahead (as the FP8 GEMVs do), so
-        // enough lines are in flight for the read bandwidth.
-        for (int64_t b = 0; b < row_bytes; b += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(weight_ + o * row_bytes + b + 8192), _MM_HINT_T0);
+        for (int64_t b = 0; b < row_bytes; b += 64) prefetch_ahead(weight_ + o * row_bytes + b);  // streamed once
         unpack_i4(weight_ + o * row_bytes, in_, q.data());
         const float* s = scale_.data() + o * groups_;
         const int8_t* z = zero_point_.empty() ? nullptr : zero_point_.data() + o * groups_;

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cassert>
 #include <cstring>
 #include <vector>
 
+#include "backends/cpu/stream_prefetch.h"
 #include "runtime/core/float_formats.h"
 #include "runtime/model_file/sparse24.h"
 
@@ -50,15 +52,6 @@ inline __m512 low_f32(__m512i h) { return _mm512_cvtph_ps(_mm512_castsi512_si256
 inline __m512 high_f32(__m512i h) { return _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)); }
 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
-// A GEMV streams its weights once, and the hardware prefetchers alone kept only ~50 % of the read
-// bandwidth busy here (the kernels do enough work per line that too few lines are in flight): each
-// line is requested 8 KiB ahead of its use (measured: 4 KiB too little, 16-32 KiB no better), or
-// 8 KiB / `fraction` ahead for a stream read that much slower (sparse24 positions). Prefetches
-// past the end of a buffer are harmless (they never fault).
-constexpr int64_t kPrefetchBytes = 8192;
-inline void prefetch_ahead(const uint8_t* p, int64_t fraction = 1) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes / fraction), _MM_HINT_T0);
-}
 // Two sparse24 rows at column c: their values and (a quarter as fast) their positions.
 inline void prefetch_sparse24_rows(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1, const uint8_t* p1, int64_t c) {
   prefetch_ahead(v0 + c / 2);
@@ -303,17 +296,17 @@ void sparse24_rows2_bf16(const uint8_t* v0, const uint8_t* p0, const uint8_t* v1
 
 }  // namespace
 
-void fp8_prepare_activation(const float* x, int64_t cols, Fp8GemvActivation& out) {
+void fp8_prepare_activation(const float* x, int64_t cols, Fp8GemvLayout layout, Fp8GemvActivation& out) {
   out.x = x;
   out.cols = cols;
+  out.layout = layout;
 #ifdef SPARQ_FP8_BF16_DOT
-  const auto padded = static_cast<size_t>((cols + 63) / 64 * 64);
-  out.bf16.assign(padded, 0);
-  out.bf16_unpacked.assign(padded, 0);
+  out.bf16.assign(static_cast<size_t>((cols + 63) / 64 * 64), 0);
   for (int64_t c = 0; c < cols; ++c) {
-    const auto b = static_cast<uint16_t>(std::bit_cast<uint32_t>(x[c]) >> 16);  // exact by the contract
-    out.bf16[static_cast<size_t>(c)] = b;
-    out.bf16_unpacked[static_cast<size_t>(c / 64 * 64 + bf16_slot(static_cast<int>(c % 64)))] = b;
+    const size_t slot = layout == Fp8GemvLayout::Sparse24
+                            ? static_cast<size_t>(c)
+                            : static_cast<size_t>(c / 64 * 64 + bf16_slot(static_cast<int>(c % 64)));
+    out.bf16[slot] = static_cast<uint16_t>(std::bit_cast<uint32_t>(x[c]) >> 16);  // exact by the contract
   }
 #endif
 }
@@ -329,14 +322,15 @@ const char* fp8_gemv_kernel() {
 }
 
 void fp8_gemv_dense(const uint8_t* w, int64_t rows, const Fp8GemvActivation& x, float* y) {
+  assert(x.layout == Fp8GemvLayout::Dense);
   const int64_t cols = x.cols;
   int64_t r = 0;
 #if defined(SPARQ_FP8_BF16_DOT)
   const Bf16Widener widen;
-  for (; r + 2 <= rows; r += 2) dense_rows2_bf16(w + r * cols, w + (r + 1) * cols, cols, x.bf16_unpacked.data(), y + r, y + r + 1, widen);
+  for (; r + 2 <= rows; r += 2) dense_rows2_bf16(w + r * cols, w + (r + 1) * cols, cols, x.bf16.data(), y + r, y + r + 1, widen);
   if (r < rows) {  // an odd last row: pair it with itself
     float unused;
-    dense_rows2_bf16(w + r * cols, w + r * cols, cols, x.bf16_unpacked.data(), y + r, &unused, widen);
+    dense_rows2_bf16(w + r * cols, w + r * cols, cols, x.bf16.data(), y + r, &unused, widen);
     ++r;
   }
 #elif defined(__AVX512F__) && defined(__AVX512BW__)
@@ -352,6 +346,7 @@ void fp8_gemv_dense(const uint8_t* w, int64_t rows, const Fp8GemvActivation& x, 
 
 void fp8_gemv_sparse24(const uint8_t* values, const uint8_t* positions, int64_t rows, const Fp8GemvActivation& x,
                        float* y) {
+  assert(x.layout == Fp8GemvLayout::Sparse24);
   const int64_t cols = x.cols, vrow = cols / 2, prow = (cols + 7) / 8;
   int64_t r = 0;
 #if defined(SPARQ_FP8_BF16_DOT)

@@ -17,23 +17,28 @@
 
 namespace sparq::cpu {
 
+// Which GEMV an activation row is prepared for: the two BF16 kernels read it in different orders.
+enum class Fp8GemvLayout { Dense, Sparse24 };
+
 // One activation row for the FP8 GEMVs, prepared once and read by every block of weight rows: the
 // f32 values (exact in BF16: FP8-quantized activations) and, where the GEMVs use BF16 dot products,
-// the same values as BF16, zero-padded to a multiple of 64 columns: in order (sparse24 gathers from
-// it) and in the lane order of the dense kernel's widened weights.
+// the same values as BF16, zero-padded to a multiple of 64 columns, in order for sparse24 (it
+// gathers from them) or in the lane order of the dense kernel's widened weights.
 struct Fp8GemvActivation {
   const float* x = nullptr;
   int64_t cols = 0;
-  std::vector<uint16_t> bf16, bf16_unpacked;
+  Fp8GemvLayout layout = Fp8GemvLayout::Dense;
+  std::vector<uint16_t> bf16;
 };
 // x must outlive `out` and hold values that are exact in BF16.
-void fp8_prepare_activation(const float* x, int64_t cols, Fp8GemvActivation& out);
+void fp8_prepare_activation(const float* x, int64_t cols, Fp8GemvLayout layout, Fp8GemvActivation& out);
 
 // Which GEMV kernel this build runs ("avx512-bf16-dot", "avx512-f32-fma" or "scalar"), for `sparq
 // devices`: fixed at build time, so the numbers never depend on timing.
 const char* fp8_gemv_kernel();
 
 // y[r] = sum_c w[r][c] * x[c], r in [0, rows). Unscaled: the caller applies weight and input scales.
+// x prepared with the layout of the GEMV.
 void fp8_gemv_dense(const uint8_t* w, int64_t rows, const Fp8GemvActivation& x, float* y);
 // Same over sparse24 rows; x.cols % 4 == 0.
 void fp8_gemv_sparse24(const uint8_t* values, const uint8_t* positions, int64_t rows, const Fp8GemvActivation& x,

@@ -76,7 +76,7 @@ TEST_CASE("fp8 sparse24 GEMV and widening match the scalar reference", "[fp8_ker
       const std::vector<float> x = random_activations(cols, rng);
       std::vector<float> y(static_cast<size_t>(rows), -1.0f);
       cpu::Fp8GemvActivation act;
-      cpu::fp8_prepare_activation(x.data(), cols, act);
+      cpu::fp8_prepare_activation(x.data(), cols, cpu::Fp8GemvLayout::Sparse24, act);
       cpu::fp8_gemv_sparse24(s.values.data(), s.positions.data(), rows, act, y.data());
       for (int64_t r = 0; r < rows; ++r) check_dot(y[static_cast<size_t>(r)], s.dense.data() + r * cols, x.data(), cols);
       std::vector<float> wide(static_cast<size_t>(rows * cols), -1.0f);
@@ -97,7 +97,7 @@ TEST_CASE("fp8 dense GEMV and widening match the scalar reference", "[fp8_kernel
     const std::vector<float> x = random_activations(cols, rng);
     std::vector<float> y(static_cast<size_t>(rows));
     cpu::Fp8GemvActivation act;
-    cpu::fp8_prepare_activation(x.data(), cols, act);
+    cpu::fp8_prepare_activation(x.data(), cols, cpu::Fp8GemvLayout::Dense, act);
     cpu::fp8_gemv_dense(w.data(), rows, act, y.data());
     for (int64_t r = 0; r < rows; ++r) check_dot(y[static_cast<size_t>(r)], dense.data() + r * cols, x.data(), cols);
     std::vector<float> wide(w.size());
