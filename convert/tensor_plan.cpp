@@ -12,6 +12,7 @@
 #include "runtime/core/error.h"
 #include "runtime/core/float_formats.h"
 #include "runtime/core/mapped_file.h"
+#include "runtime/model_file/int8_tiles.h"
 #include "runtime/model_file/linear_scheme.h"
 
 namespace sparq {
@@ -86,6 +87,56 @@ PlannedTensor copy_tensor(const std::string& out_name, const SourceTensor& s) {
     }
   };
   return p;
+}
+
+// An INT8 [out, in] weight in the int8_k4_tiles layout, written band by band (64 rows) from the
+// row-major rows `fill(r0, r1, rows)` makes; verify unpacks the written tiles and compares them
+// with rows made again by `fill`, and checks the compensation.
+using Int8RowFill = std::function<void(int64_t r0, int64_t r1, int8_t* rows)>;
+
+PlannedTensor int8_tiles_tensor(const std::string& name, int64_t out, int64_t in, const SourceTensor& src, Int8RowFill fill) {
+  const Int8TilesShape shape(out, in);
+  PlannedTensor p{name, DType::I8, {out, in}, Layout::Int8K4Tiles, shape.total_bytes(), {&src}, {}, {}};
+  constexpr int64_t T = Int8TilesShape::kTile;
+  p.produce = [shape, fill](const ByteSink& sink) {
+    std::vector<int8_t> rows(static_cast<size_t>(T * shape.in));
+    std::vector<uint8_t> band(shape.band_bytes());
+    std::vector<int32_t> comp(static_cast<size_t>(shape.padded_out));
+    for (int64_t b = 0; b < shape.bands(); ++b) {
+      const int64_t r0 = b * T, r1 = std::min(shape.out, r0 + T);
+      if (r1 > r0) fill(r0, r1, rows.data());
+      int8_tiles_pack_band(shape, b, rows.data(), band.data(), comp.data() + r0);
+      sink(band);
+    }
+    sink({reinterpret_cast<const uint8_t*>(comp.data()), comp.size() * 4});
+    const std::vector<uint8_t> reserved(shape.total_bytes() - shape.reserved_offset(), 0);
+    sink(reserved);
+  };
+  p.verify = [shape, fill, name](std::span<const uint8_t> w) {
+    if (w.size() != shape.total_bytes()) fail("verify: tensor ", name, " has ", w.size(), " bytes, expected ", shape.total_bytes());
+    std::vector<int8_t> rows(static_cast<size_t>(T * shape.in));
+    int32_t sums[T];
+    for (int64_t b = 0; b < shape.bands(); ++b) {
+      const int64_t r0 = b * T, r1 = std::min(shape.out, r0 + T);
+      if (r1 > r0) fill(r0, r1, rows.data());
+      const uint8_t* band = w.data() + static_cast<uint64_t>(b) * shape.band_bytes();
+      for (int64_t r = 0; r < r1 - r0; ++r)
+        for (int64_t c = 0; c < shape.in; ++c)
+          if (static_cast<int8_t>(band[Int8TilesShape::in_band(r, c)]) != rows[static_cast<size_t>(r * shape.in + c)]) mismatch(name, r0 + r);
+      int8_tiles_band_sums(shape, band, sums);
+      if (std::string why = int8_tiles_check_band(shape, w.data(), b, sums); !why.empty()) fail("verify: tensor ", name, ": ", why);
+      release_mapped_range(w.data(), static_cast<uint64_t>(b + 1) * shape.band_bytes());
+    }
+  };
+  return p;
+}
+
+// A row-major INT8 source weight, stored as int8_k4_tiles.
+PlannedTensor int8_tiles_copy(const std::string& name, const SourceTensor& s, int64_t out, int64_t in) {
+  return int8_tiles_tensor(name, out, in, s, [&s, out, in](int64_t r0, int64_t r1, int8_t* rows) {
+    std::memcpy(rows, s.data().data() + static_cast<uint64_t>(r0 * in), static_cast<size_t>((r1 - r0) * in));
+    release_rows(s, r1, out);
+  });
 }
 
 // Floating scales (BF16/F16/F32/F64) to F32, reshaped to `shape` (same element count).
@@ -344,27 +395,17 @@ std::pair<PlannedTensor, PlannedTensor> int8_head_tensors(const SourceTensor& sr
   if (t != DType::BF16 && t != DType::F16 && t != DType::F32)
     fail("--head int8: ", src.info->name, " has dtype ", dtype_name(t), "; expected BF16, F16 or F32");
   expect_shape(src, {out, in});
-  PlannedTensor w{"lm_head.weight", DType::I8, {out, in}, Layout::RowMajor, static_cast<uint64_t>(out * in), {&src}, {}, {}};
   // The weight is written first and records each row's scale for the scale tensor, so the source
   // is scanned for max|w| once (verify recomputes both independently).
   auto scales = std::make_shared<std::vector<float>>();
-  w.produce = [&src, out, in, scales](const ByteSink& sink) {
-    scales->assign(static_cast<size_t>(out), 0.0f);
-    stream_rows(out, static_cast<uint64_t>(in), [&](int64_t r0, int64_t r1, uint8_t* buf) {
-      for (int64_t r = r0; r < r1; ++r) {
-        (*scales)[static_cast<size_t>(r)] = int8_row_scale(src, r, in);
-        quantize_int8_row(src, r, in, (*scales)[static_cast<size_t>(r)], buf + (r - r0) * in);
-      }
-      release_rows(src, r1, out);
-    }, sink);
-  };
-  w.verify = [&src, out, in](std::span<const uint8_t> b) {
-    std::vector<uint8_t> row(static_cast<size_t>(in));
-    for (int64_t r = 0; r < out; ++r) {
-      quantize_int8_row(src, r, in, int8_row_scale(src, r, in), row.data());
-      if (std::memcmp(row.data(), b.data() + r * in, row.size()) != 0) mismatch("lm_head.weight", r);
+  PlannedTensor w = int8_tiles_tensor("lm_head.weight", out, in, src, [&src, out, in, scales](int64_t r0, int64_t r1, int8_t* rows) {
+    if (scales->size() != static_cast<size_t>(out)) scales->assign(static_cast<size_t>(out), 0.0f);
+    for (int64_t r = r0; r < r1; ++r) {
+      (*scales)[static_cast<size_t>(r)] = int8_row_scale(src, r, in);
+      quantize_int8_row(src, r, in, (*scales)[static_cast<size_t>(r)], reinterpret_cast<uint8_t*>(rows + (r - r0) * in));
     }
-  };
+    release_rows(src, r1, out);
+  });
   PlannedTensor sc{"lm_head.weight_scale", DType::F32, {out, 1}, Layout::RowMajor, static_cast<uint64_t>(out * 4), {&src}, {}, {}};
   sc.produce = [out, scales](const ByteSink& sink) {
     if (scales->size() != static_cast<size_t>(out)) fail("internal: lm_head.weight_scale written before lm_head.weight");
@@ -526,6 +567,8 @@ void PlanBuilder::plan_linear(const std::string& module, int64_t out, int64_t in
           s.sparse24 = true;
           ++undeclared_sparse;
           add(sparse24_from_dense(wname, *src.weight, stored, out, in));
+        } else if (stored == DType::I8 && w.symmetric && !src.g_idx && int8_tiles_eligible(s, in)) {
+          add(int8_tiles_copy(wname, *src.weight, out, in));  // what VNNI GEMMs read, used in place
         } else {
           add(copy_tensor(wname, *src.weight));
         }

@@ -16,6 +16,7 @@
 #include "backends/cpu/onednn_int8_matmul.h"
 #include "runtime/core/error.h"
 #include "runtime/core/float_formats.h"
+#include "runtime/model_file/int8_tiles.h"
 #include "runtime/model_file/tensor_layout.h"
 #include "runtime/model_file/sparse24.h"
 
@@ -258,12 +259,22 @@ CpuLinear::CpuLinear(const LinearWeights& w, const CpuLinearOptions& opts)
   const bool per_row_scales = quantized && groups_ == 1 && zero_point_.empty();
   if (input_ == Input::Int8Dynamic && wtype_ == DType::I8 && per_row_scales) {
     path_ = Path::Int8;
+    const bool tiled = w.weight.layout == Layout::Int8K4Tiles;
+    if (tiled) check_int8_tiles(w.weight);
     if (opts.use_onednn && !sparse24_ && onednn_int8_is_exact()) {
       std::vector<float> scales(static_cast<size_t>(out_));
       for (int64_t o = 0; o < out_; ++o) scales[static_cast<size_t>(o)] = weight_scale(o, 0);
-      onednn_ = std::make_unique<OneDnnInt8Matmul>(reinterpret_cast<const int8_t*>(weight_), out_, in_, scales, threads_);
-      release_view_pages(w.weight);  // oneDNN reads its packed copy from now on
+      onednn_ = std::make_unique<OneDnnInt8Matmul>(weight_, tiled, out_, in_, scales, threads_);
+      if (!onednn_->in_place()) release_view_pages(w.weight);  // oneDNN reads its packed copy from now on
+    } else if (tiled) {
+      unpacked_.resize(static_cast<size_t>(out_ * in_));
+      int8_tiles_unpack(Int8TilesShape(out_, in_), weight_, reinterpret_cast<int8_t*>(unpacked_.data()));
+      weight_ = unpacked_.data();
+      weight_bytes_ = unpacked_.size();
+      release_view_pages(w.weight);
     }
+  } else if (w.weight.layout == Layout::Int8K4Tiles) {
+    fail(w.module, ": an int8_k4_tiles weight needs dynamic INT8 inputs and one scale per output row");
   } else if (input_ == Input::Fp8Dynamic && wtype_ == DType::F8_E4M3 && per_row_scales) {
     path_ = Path::Fp8;
     fp8_gemm_choice();  // an unknown SPARQ_FP8_GEMM fails at load, not in the middle of a prefill
@@ -274,10 +285,26 @@ CpuLinear::CpuLinear(const LinearWeights& w, const CpuLinearOptions& opts)
 
 CpuLinear::~CpuLinear() = default;
 
-uint64_t CpuLinear::repacked_bytes() const { return onednn_ ? onednn_->packed_bytes() : 0; }
+uint64_t CpuLinear::repacked_bytes() const { return onednn_ ? onednn_->packed_bytes() : unpacked_.size(); }
+
+void CpuLinear::check_int8_tiles(const TensorView& t) const {
+  const Int8TilesShape shape(out_, in_);
+  if (t.bytes != shape.total_bytes()) fail(w_.module, ": int8_k4_tiles weight has ", t.bytes, " bytes, expected ", shape.total_bytes());
+  // Every band at once: this pass also brings the weight into memory, as the first step would.
+  std::vector<std::string> why(static_cast<size_t>(shape.bands()));
+#pragma omp parallel for num_threads(threads_) schedule(dynamic)
+  for (int64_t b = 0; b < shape.bands(); ++b) {
+    int32_t sums[Int8TilesShape::kTile];
+    int8_tiles_band_sums(shape, t.data + static_cast<uint64_t>(b) * shape.band_bytes(), sums);
+    why[static_cast<size_t>(b)] = int8_tiles_check_band(shape, t.data, b, sums);
+  }
+  for (const std::string& w : why)
+    if (!w.empty()) fail(w_.module, ": ", w);
+}
 
 std::span<const uint8_t> CpuLinear::mapped_weight() const {
-  if (onednn_) return {};
+  if (onednn_ && !onednn_->in_place()) return {};
+  if (!unpacked_.empty()) return {};
   return {weight_, weight_bytes_};
 }
 

@@ -61,6 +61,8 @@ class CpuLinear {
   // y = x Wᵀ through f32 GEMMs over tiles of weight rows that widen(first_row, n, out) writes as f32.
   void gemm_widened(const float* x, int64_t rows, float* y,
                     const std::function<void(int64_t, int64_t, float*)>& widen) const;
+  // Checks an int8_k4_tiles weight (compensation, padding) on all threads; throws naming the module.
+  void check_int8_tiles(const TensorView& t) const;
   // Row o of the weight, dequantized to f32 (scales, zero points applied).
   void dequantize_row(int64_t o, float* row, int8_t* scratch) const;
   // Row o's quantized values, dense: int8 for I8, E4M3 bytes for FP8 (sparse24 expanded).
@@ -73,6 +75,7 @@ class CpuLinear {
   DType wtype_ = DType::F32;
   bool sparse24_ = false;
   const uint8_t* weight_ = nullptr;     // values (row-major, or sparse24 kept values)
+  std::vector<uint8_t> unpacked_;       // row-major copy of an int8_k4_tiles weight our own kernel reads
   uint64_t weight_bytes_ = 0;           // the whole weight tensor (values + positions)
   const uint8_t* positions_ = nullptr;  // sparse24 positions
   int64_t groups_ = 1;                  // scale columns per row

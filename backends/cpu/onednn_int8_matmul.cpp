@@ -11,6 +11,7 @@
 
 #include "backends/cpu/omp_threads.h"
 #include "runtime/core/error.h"
+#include "runtime/model_file/int8_tiles.h"
 
 namespace sparq::cpu {
 
@@ -25,6 +26,15 @@ bool onednn_int8_is_exact() {
 }
 
 namespace {
+
+// The int8_k4_tiles layout as oneDNN describes it: BA16a64b4a with the s8s8 compensation per
+// output column (mask 2 of the [K, N] weight).
+memory::desc int8_tiles_md(int64_t k, int64_t n) {
+  memory::desc md({k, n}, dt::s8, tag::BA16a64b4a);
+  md.data.extra.flags = dnnl_memory_extra_flag_compensation_conv_s8s8;
+  md.data.extra.compensation_mask = 2;
+  return md;
+}
 
 struct SharedMatmul {
   dnnl::matmul primitive;
@@ -91,6 +101,7 @@ struct OneDnnInt8Matmul::Impl {
   std::vector<float> scales;
   memory::desc packed_md;
   memory packed;
+  bool in_place = false;
 
   const SharedMatmul& primitive(int64_t m) const { return PrimitiveCache::instance().get(m, k, n, threads, packed_md); }
 };
@@ -100,8 +111,8 @@ int64_t OneDnnInt8Matmul::piece_rows(int64_t m) {
   return std::min(m, kMaxPieceRows) / kExactRows * kExactRows;
 }
 
-OneDnnInt8Matmul::OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales,
-                                   int threads)
+OneDnnInt8Matmul::OneDnnInt8Matmul(const uint8_t* weight, bool tiled, int64_t n, int64_t k,
+                                   const std::vector<float>& scales, int threads)
     : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
   d.n = n;
@@ -111,12 +122,31 @@ OneDnnInt8Matmul::OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, c
   try {
     ScopedOmpThreads team(d.threads);
     d.packed_md = make_pd(d.engine, 1, k, n, memory::desc({k, n}, dt::s8, tag::any)).weights_desc();
-    d.packed = memory(d.packed_md, d.engine);
-    // Our weight is [N, K] row-major = a [K, N] matrix in "ba" order.
-    memory user(memory::desc({k, n}, dt::s8, tag::ba), d.engine, const_cast<int8_t*>(weight));
-    dnnl::stream s(d.engine);
-    dnnl::reorder(user, d.packed).execute(s, user, d.packed);
-    s.wait();
+    const Int8TilesShape shape(n, k);
+    const bool reads_tiles = d.packed_md == int8_tiles_md(k, n) && d.packed_md.get_size() == shape.total_bytes();
+    if (reads_tiles && tiled) {
+      d.packed = memory(d.packed_md, d.engine, const_cast<uint8_t*>(weight));  // oneDNN only reads weights
+      d.in_place = true;
+    } else if (reads_tiles) {
+      d.packed = memory(d.packed_md, d.engine);
+      auto* dst = static_cast<uint8_t*>(d.packed.get_data_handle());
+      std::vector<int32_t> comp(static_cast<size_t>(shape.padded_out));
+      const auto* rows = reinterpret_cast<const int8_t*>(weight);
+      const int64_t T = Int8TilesShape::kTile;
+#pragma omp parallel for num_threads(d.threads) schedule(dynamic)
+      for (int64_t b = 0; b < shape.bands(); ++b)
+        int8_tiles_pack_band(shape, b, rows + b * T * k, dst + static_cast<uint64_t>(b) * shape.band_bytes(), comp.data() + b * T);
+      std::memcpy(dst + shape.compensation_offset(), comp.data(), comp.size() * 4);
+      std::memset(dst + shape.reserved_offset(), 0, shape.total_bytes() - shape.reserved_offset());
+    } else {
+      // Another layout (another oneDNN or CPU): oneDNN's reorder makes it, from the file's layout.
+      d.packed = memory(d.packed_md, d.engine);
+      const memory::desc user_md = tiled ? memory::desc({k, n}, dt::s8, tag::BA16a64b4a) : memory::desc({k, n}, dt::s8, tag::ba);
+      memory user(user_md, d.engine, const_cast<uint8_t*>(weight));
+      dnnl::stream s(d.engine);
+      dnnl::reorder(user, d.packed).execute(s, user, d.packed);
+      s.wait();
+    }
   } catch (const dnnl::error& e) {
     fail("oneDNN could not set up an INT8 matmul [", n, " x ", k, "]: ", e.what());
   }
@@ -124,7 +154,9 @@ OneDnnInt8Matmul::OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, c
 
 OneDnnInt8Matmul::~OneDnnInt8Matmul() = default;
 
-uint64_t OneDnnInt8Matmul::packed_bytes() const { return impl_->packed_md.get_size(); }
+uint64_t OneDnnInt8Matmul::packed_bytes() const { return impl_->in_place ? 0 : impl_->packed_md.get_size(); }
+
+bool OneDnnInt8Matmul::in_place() const { return impl_->in_place; }
 
 std::string OneDnnInt8Matmul::implementation(int64_t m) const {
   try {

@@ -1,7 +1,10 @@
 // y[M, N] = (f32(x_s8[M, K] · W_s8[N, K]ᵀ) * s_w[N]) * s_x[M] through oneDNN 2.6.
 //
-// The weights are reordered once into oneDNN's packed layout (format_tag::any, e.g. BA16a64b4a), so
-// this path holds one copy of each INT8 weight besides the mmap (the file's pages are released).
+// oneDNN reads the weights in its packed layout (format_tag::any). On AVX512-VNNI that is exactly
+// the file's int8_k4_tiles layout (runtime/model_file/int8_tiles.h: BA16a64b4a plus the s8s8
+// compensation), checked at load by comparing descriptors: such a weight is used in place from the
+// mmap, with no copy. A row-major weight (format version 1) is packed into that layout by our own
+// code; only where oneDNN wants another layout does its (slow) reorder run, into a copy.
 //
 // oneDNN 2.6 has fast (brgemm, VNNI) kernels only for a fixed M: a primitive whose M is a runtime
 // dimension runs the reference kernel, 1000x slower (bench/onednn_int8_primitives.sh). So a
@@ -30,12 +33,16 @@ class OneDnnInt8Matmul {
  public:
   static constexpr int64_t kExactRows = 64, kMaxPieceRows = 512;
 
-  // threads: the OpenMP team oneDNN uses when run() is called (from any thread).
-  OneDnnInt8Matmul(const int8_t* weight, int64_t n, int64_t k, const std::vector<float>& scales, int threads);
+  // weight: [n, k] row-major, or int8_k4_tiles when `tiled` (it must then stay mapped as long as
+  // this object lives). threads: the OpenMP team oneDNN uses when run() is called (from any thread).
+  OneDnnInt8Matmul(const uint8_t* weight, bool tiled, int64_t n, int64_t k, const std::vector<float>& scales,
+                   int threads);
   ~OneDnnInt8Matmul();
   // row_scales: s_x, one per row of x. Safe to call from several threads at once.
   void run(const int8_t* x, int64_t m, const float* row_scales, float* y) const;
+  // Bytes of the copy this object holds: 0 when it reads the caller's tiles in place.
   uint64_t packed_bytes() const;
+  bool in_place() const;
 
   // The rows of the first piece when m rows remain.
   static int64_t piece_rows(int64_t m);

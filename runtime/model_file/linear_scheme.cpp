@@ -95,6 +95,12 @@ std::vector<int64_t> weight_scale_shape(const LinearScheme& s, int64_t out, int6
   return {};
 }
 
+bool int8_tiles_eligible(const LinearScheme& s, int64_t in) {
+  return s.weight_dtype == DType::I8 && !s.sparse24 && (s.weight_strategy == "channel" || s.weight_strategy == "tensor") &&
+         !s.weight_zero_point && !s.g_idx && s.input && !s.input->is_float && s.input->dynamic && s.input->symmetric &&
+         in <= kInt8TilesMaxColumns;
+}
+
 void validate_linear_tensors(const std::string& module, const LinearScheme& s, int64_t out, int64_t in,
                              const std::function<const TensorEntry*(const std::string&)>& find) {
   auto need = [&](const std::string& suffix, DType dtype, const std::vector<int64_t>& shape, Layout layout) {
@@ -108,7 +114,10 @@ void validate_linear_tensors(const std::string& module, const LinearScheme& s, i
     if (t->layout != layout)
       fail("tensor ", name, " has layout ", layout_name(t->layout), ", expected ", layout_name(layout));
   };
-  need("weight", s.weight_dtype, {out, in}, s.sparse24 ? Layout::Sparse24 : Layout::RowMajor);
+  Layout weight_layout = s.sparse24 ? Layout::Sparse24 : Layout::RowMajor;
+  if (const TensorEntry* w = find(module + ".weight"); w && w->layout == Layout::Int8K4Tiles && int8_tiles_eligible(s, in))
+    weight_layout = Layout::Int8K4Tiles;
+  need("weight", s.weight_dtype, {out, in}, weight_layout);
   if (s.quantized()) {
     const auto scale_shape = weight_scale_shape(s, out, in);
     need("weight_scale", DType::F32, scale_shape, Layout::RowMajor);

@@ -39,6 +39,10 @@ struct LinearScheme {
 nlohmann::json linear_scheme_to_json(const LinearScheme& s);
 LinearScheme linear_scheme_from_json(const nlohmann::json& j, const std::string& module);
 
+// Whether the weight may be stored as int8_k4_tiles: INT8 W8A8 with one scale per output row (or
+// tensor), symmetric, dense, and dynamically quantized INT8 inputs - what VNNI GEMMs run.
+bool int8_tiles_eligible(const LinearScheme& s, int64_t in);
+
 // Short label for tables: "w8a8-int8", "fp8-dynamic", "2:4+fp8-dynamic", "w4a16-g128", "bf16", ...
 std::string linear_scheme_label(const LinearScheme& s);
 

@@ -5,7 +5,10 @@
 namespace sparq {
 
 inline constexpr char kSparqMagic[8] = {'S', 'P', 'A', 'R', 'Q', '\r', '\n', '\x1a'};
-inline constexpr uint32_t kSparqVersion = 1;
+// Version 2 added the int8_k4_tiles layout; version 1 files (row-major INT8) are still read.
+inline constexpr uint32_t kSparqVersion = 2;
+inline constexpr uint32_t kSparqOldestVersion = 1;
+inline constexpr uint32_t kSparqTilesVersion = 2;  // the first version with Layout::Int8K4Tiles
 inline constexpr uint64_t kSparqAlignment = 4096;  // every tensor and blob starts on a page
 inline constexpr uint64_t kSparqMaxJsonBytes = 256ull << 20;
 

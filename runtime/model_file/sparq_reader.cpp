@@ -34,6 +34,7 @@ void check_region(const std::string& owner, uint64_t offset, uint64_t bytes, uin
 }
 
 struct Parsed {
+  uint32_t version = 0;
   json metadata;
   std::vector<TensorEntry> tensors;
   std::vector<BlobEntry> blobs;
@@ -50,7 +51,7 @@ Parsed parse_image(std::span<const uint8_t> image) {
   }
   if (h.version > kSparqVersion)
     fail("file format version ", h.version, " is newer than this sparq reads (", kSparqVersion, "); upgrade sparq");
-  if (h.version != kSparqVersion) fail("unsupported file format version ", h.version);
+  if (h.version < kSparqOldestVersion) fail("unsupported file format version ", h.version);
   if (h.header_bytes != sizeof(SparqHeader)) fail("corrupt header: header size ", h.header_bytes);
   if (h.file_bytes != image.size())
     fail(h.file_bytes > image.size() ? "file is truncated" : "file has trailing bytes", ": header says ", h.file_bytes,
@@ -71,6 +72,7 @@ Parsed parse_image(std::span<const uint8_t> image) {
   if (hs.digest() != h.json_checksum) fail("corrupt file: metadata/index checksum mismatch");
 
   Parsed p;
+  p.version = h.version;
   p.metadata = parse_json({reinterpret_cast<const char*>(meta_bytes.data()), meta_bytes.size()}, "metadata");
   json index = parse_json({reinterpret_cast<const char*>(index_bytes.data()), index_bytes.size()}, "tensor index");
   if (!p.metadata.is_object()) fail("metadata is not a JSON object");
@@ -90,6 +92,8 @@ Parsed parse_image(std::span<const uint8_t> image) {
     if (shape.size() > 8) fail(owner, ": too many dimensions");
     auto layout = layout_from_name(json_string(e, "layout", owner));
     if (!layout) fail(owner, ": unknown layout");
+    if (*layout == Layout::Int8K4Tiles && p.version < kSparqTilesVersion)
+      fail(owner, ": layout int8_k4_tiles needs file format version ", kSparqTilesVersion, ", the file says ", p.version);
     auto size = layout_bytes(*layout, *dtype, shape);
     if (!size.bytes) fail(owner, ": ", size.error);
     uint64_t offset = json_uint(e, "offset", owner), bytes = json_uint(e, "bytes", owner);
@@ -128,7 +132,7 @@ Parsed parse_image(std::span<const uint8_t> image) {
 // The tensors must be what the recorded architecture and schemes need.
 void validate_model(const Parsed& p) {
   const json& meta = p.metadata;
-  if (json_int(meta, "format_version", "metadata") != kSparqVersion) fail("metadata: format_version mismatch");
+  if (json_int(meta, "format_version", "metadata") != p.version) fail("metadata: format_version mismatch");
   ModelConfig cfg = parse_model_config(json_field(meta, "config", "metadata"));
   const json& linears = json_field(meta, "linears", "metadata");
   if (!linears.is_object()) fail("metadata: \"linears\" must be an object");

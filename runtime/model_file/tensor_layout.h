@@ -14,7 +14,12 @@ namespace sparq {
 enum class Layout : uint8_t {
   RowMajor,  // C-contiguous; I4 packs two values per byte along the last dim, low nibble first
   Sparse24,  // 2:4 sparse [rows, cols]: kept values [rows][cols/2], then positions [rows][ceil(cols/8)]
+  Int8K4Tiles,  // INT8 [out, in] in 64x64 tiles of 4-column groups, then compensation (int8_tiles.h)
 };
+
+// Most input columns an int8_k4_tiles weight may have: its int32 compensation (-128 * row sum)
+// must not overflow.
+inline constexpr int64_t kInt8TilesMaxColumns = int64_t{1} << 16;
 
 std::string_view layout_name(Layout l);
 std::optional<Layout> layout_from_name(std::string_view name);

@@ -1,6 +1,8 @@
 // Every committed fixture converts, verifies, and dequantizes to exactly what compressed-tensors
 // decompresses the checkpoint to (reference/decompressed.safetensors, written by make_fixtures.py).
 #include <catch2/catch.hpp>
+
+#include "runtime/model_file/int8_tiles.h"
 #include <cstring>
 #include <filesystem>
 
@@ -58,6 +60,9 @@ struct WeightReader {
       const uint8_t b = dense_row[c];
       return w.dtype == DType::F8_E4M3 ? fp8_e4m3_to_f32(b) : static_cast<int8_t>(b);
     }
+    if (w.layout == Layout::Int8K4Tiles)
+      return static_cast<int8_t>(d[static_cast<uint64_t>(r / Int8TilesShape::kTile) * Int8TilesShape(rows, cols).band_bytes() +
+                                   Int8TilesShape::in_band(r, c)]);
     const uint8_t* p = d.data() + (r * cols + c) * (dtype_bits(w.dtype) / 8);
     if (w.dtype == DType::I8) return static_cast<int8_t>(*p);
     if (w.dtype == DType::F8_E4M3) return fp8_e4m3_to_f32(*p);

@@ -5,6 +5,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/onednn_int8_matmul.h"
+#include "runtime/model_file/int8_tiles.h"
 #include "runtime/engine/step_builder.h"
 #include "convert/converter.h"
 #include "models/model_builder.h"
@@ -62,7 +63,9 @@ TEST_CASE("INT8 W8A8 through oneDNN equals our own kernel bit for bit", "[forwar
 // The oneDNN wrapper itself, on any CPU: with values small enough that even a kernel adding u8 x s8
 // pairs into int16 cannot saturate, every row count (exact primitives up to kExactRows, pieces of
 // larger steps, a remainder) gives the exact int32 products times the weight and row scales, in the
-// order (acc * s_w) * s_x. Two weights of the same shape share primitives and must not mix.
+// order (acc * s_w) * s_x. Two weights of the same shape share primitives and must not mix; one is
+// given row-major (packed at load), the other in the file's int8_k4_tiles layout (padded in both
+// dimensions here), which VNNI CPUs read in place.
 TEST_CASE("oneDNN INT8 matmul is exact for every row count, in pieces and with shared primitives", "[forward]") {
   constexpr int64_t n = 37, k = 72;
   auto make_weight = [](int salt) {
@@ -73,7 +76,14 @@ TEST_CASE("oneDNN INT8 matmul is exact for every row count, in pieces and with s
   const std::vector<int8_t> w1 = make_weight(0), w2 = make_weight(5);
   std::vector<float> scales(static_cast<size_t>(n));
   for (size_t o = 0; o < scales.size(); ++o) scales[o] = 0.5f + 0.25f * static_cast<float>(o % 4);
-  const cpu::OneDnnInt8Matmul mm1(w1.data(), n, k, scales, 2), mm2(w2.data(), n, k, scales, 2);
+  const Int8TilesShape shape(n, k);
+  std::vector<uint8_t> tiles2(shape.total_bytes());
+  int8_tiles_pack(shape, w2.data(), tiles2.data());
+  const cpu::OneDnnInt8Matmul mm1(reinterpret_cast<const uint8_t*>(w1.data()), false, n, k, scales, 2),
+      mm2(tiles2.data(), true, n, k, scales, 2);
+  CHECK_FALSE(mm1.in_place());
+  if (cpu::onednn_int8_is_exact()) CHECK(mm2.in_place());  // the layout is what VNNI kernels read
+  CHECK(mm2.packed_bytes() == (mm2.in_place() ? 0u : shape.total_bytes()));
   for (int64_t m : {1, 2, 7, 16, 63, 64, 65, 300, 512, 1100}) {
     std::vector<int8_t> x(static_cast<size_t>(m * k));
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int8_t>(static_cast<int>((i * 13 + static_cast<size_t>(m)) % 17) - 8);
@@ -125,7 +135,8 @@ TEST_CASE("oneDNN INT8 matmul never runs a reference kernel where it is used", "
   }
   constexpr int64_t n = 256, k = 512;
   const std::vector<int8_t> w(static_cast<size_t>(n * k), 1);
-  const cpu::OneDnnInt8Matmul mm(w.data(), n, k, std::vector<float>(static_cast<size_t>(n), 1.0f), 2);
+  const cpu::OneDnnInt8Matmul mm(reinterpret_cast<const uint8_t*>(w.data()), false, n, k,
+                                 std::vector<float>(static_cast<size_t>(n), 1.0f), 2);
   for (int64_t m : {1, 2, 5, 16, 17, 33, 64, 128, 192, 448, 512}) {
     const std::string impl = mm.implementation(m);
     INFO("M = " << m << ": " << impl);

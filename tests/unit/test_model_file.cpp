@@ -6,6 +6,7 @@
 #include "runtime/model_file/architecture.h"
 #include "runtime/model_file/linear_scheme.h"
 #include "runtime/model_file/sparq_format.h"
+#include "runtime/model_file/int8_tiles.h"
 #include "runtime/model_file/sparq_reader.h"
 #include "runtime/model_file/sparq_writer.h"
 #include "test_util.h"
@@ -36,7 +37,7 @@ void write_tiny_model(const std::string& path) {
     if (e.linear) linears[e.name.substr(0, e.name.size() - 7)] = linear_scheme_to_json(LinearScheme{});
   }
   w.add_blob("tokenizer.json", as_bytes(std::string(R"({"model":{}})")));
-  json meta{{"format", "sparq"}, {"format_version", 1}, {"config", tiny_llama_config()}, {"linears", linears}};
+  json meta{{"format", "sparq"}, {"format_version", kSparqVersion}, {"config", tiny_llama_config()}, {"linears", linears}};
   w.finish(meta);
 }
 
@@ -128,9 +129,21 @@ TEST_CASE("corrupt or truncated model files are refused with one clear error", "
   }
   SECTION("newer format version") {
     std::string f = good;
-    uint32_t v = 2;
+    uint32_t v = kSparqVersion + 1;
     std::memcpy(f.data() + 8, &v, 4);
     CHECK_THROWS_WITH(from_string(f), Catch::Contains("newer"));
+  }
+  SECTION("a version 1 file cannot hold int8_k4_tiles") {
+    std::string f = with_index(good, [](json& index) {
+      json& t = index["tensors"][0];
+      t["dtype"] = "I8";
+      t["shape"] = {1, 1};
+      t["layout"] = "int8_k4_tiles";
+      t["bytes"] = Int8TilesShape(1, 1).total_bytes();
+    });
+    uint32_t v = 1;
+    std::memcpy(f.data() + 8, &v, 4);
+    CHECK_THROWS_WITH(from_string(f), Catch::Contains("needs file format version 2"));
   }
   SECTION("flipped metadata byte") {
     std::string f = good;
@@ -191,4 +204,10 @@ TEST_CASE("sparse24 layout sizes follow the kept values plus 2-bit positions", "
   CHECK_FALSE(layout_bytes(Layout::Sparse24, DType::BF16, std::vector<int64_t>{4, 8}).bytes);
   CHECK_FALSE(layout_bytes(Layout::Sparse24, DType::I8, std::vector<int64_t>{4, 6}).bytes);
   CHECK(*layout_bytes(Layout::RowMajor, DType::I4, std::vector<int64_t>{3, 5}).bytes == 9);
+  // int8_k4_tiles: both dimensions padded to 64, then 12 bytes per padded row.
+  CHECK(*layout_bytes(Layout::Int8K4Tiles, DType::I8, std::vector<int64_t>{2304, 9216}).bytes == 2304ull * 9216 + 12 * 2304);
+  CHECK(*layout_bytes(Layout::Int8K4Tiles, DType::I8, std::vector<int64_t>{37, 72}).bytes == 64ull * 128 + 12 * 64);
+  CHECK_FALSE(layout_bytes(Layout::Int8K4Tiles, DType::F8_E4M3, std::vector<int64_t>{64, 64}).bytes);
+  CHECK_FALSE(layout_bytes(Layout::Int8K4Tiles, DType::I8, std::vector<int64_t>{64}).bytes);
+  CHECK_FALSE(layout_bytes(Layout::Int8K4Tiles, DType::I8, std::vector<int64_t>{64, kInt8TilesMaxColumns + 1}).bytes);
 }

@@ -9,6 +9,7 @@
 #include "convert/converter.h"
 #include "runtime/core/error.h"
 #include "runtime/core/hashing.h"
+#include "runtime/model_file/int8_tiles.h"
 #include "runtime/model_file/reference_block.h"
 #include "runtime/model_file/sparq_format.h"
 #include "runtime/model_file/sparq_reader.h"
@@ -166,42 +167,59 @@ TEST_CASE("convert --reference cpu embeds a reference that the same file passes;
   }
 
   // Alter one weight after conversion and rewrite its checksum, the index and the header, so the
-  // file is valid and only the numbers can tell.
-  std::string bytes = read_file(path);
-  SparqHeader h;
-  std::memcpy(&h, bytes.data(), sizeof h);
-  const std::string meta = bytes.substr(h.metadata_offset, h.metadata_bytes);
-  json index = json::parse(bytes.substr(h.index_offset, h.index_bytes));
-  bool altered = false;
-  for (json& t : index["tensors"]) {
-    if (t["name"] != "model.layers.1.mlp.down_proj.weight") continue;
-    const uint64_t off = t["offset"], n = t["bytes"];
-    for (uint64_t i = 0; i < n; i += 7) bytes[off + i] = static_cast<char>(-bytes[off + i]);  // every 7th int8 negated
-    t["xxh3"] = hex64(xxh3_64({reinterpret_cast<const uint8_t*>(bytes.data()) + off, n}));
-    altered = true;
-  }
-  REQUIRE(altered);
-  const std::string new_index = index.dump();
-  bytes.resize(h.index_offset);
-  bytes += new_index;
-  h.index_bytes = new_index.size();
-  h.file_bytes = bytes.size();
-  Xxh3Stream js;
-  js.update(as_bytes(meta));
-  js.update(as_bytes(new_index));
-  h.json_checksum = js.digest();
-  std::memcpy(bytes.data(), &h, sizeof h);
-  const std::string altered_path = dir / "altered.sparq";
-  write_file(altered_path, bytes);
+  // file is valid and only the numbers can tell (the weight's tiles keep a matching compensation;
+  // with a stale one the load itself refuses the file).
+  for (const bool keep_consistent : {false, true}) {
+    std::string bytes = read_file(path);
+    SparqHeader h;
+    std::memcpy(&h, bytes.data(), sizeof h);
+    const std::string meta = bytes.substr(h.metadata_offset, h.metadata_bytes);
+    json index = json::parse(bytes.substr(h.index_offset, h.index_bytes));
+    bool altered = false;
+    for (json& t : index["tensors"]) {
+      if (t["name"] != "model.layers.1.mlp.down_proj.weight") continue;
+      REQUIRE(t["layout"] == "int8_k4_tiles");
+      const uint64_t off = t["offset"], n = t["bytes"];
+      const Int8TilesShape shape(t["shape"][0].get<int64_t>(), t["shape"][1].get<int64_t>());
+      auto* tiles = reinterpret_cast<uint8_t*>(bytes.data()) + off;
+      if (keep_consistent) {
+        std::vector<int8_t> rows(static_cast<size_t>(shape.out * shape.in));
+        int8_tiles_unpack(shape, tiles, rows.data());
+        for (size_t i = 0; i < rows.size(); i += 7) rows[i] = static_cast<int8_t>(-rows[i]);  // every 7th int8 negated
+        int8_tiles_pack(shape, rows.data(), tiles);
+      } else {  // column 0 of every 7th row changed, the compensation left as it was
+        for (int64_t o = 0; o < shape.out; o += 7) tiles[static_cast<uint64_t>(o / 64) * shape.band_bytes() + Int8TilesShape::in_band(o, 0)] ^= 0x10;
+      }
+      t["xxh3"] = hex64(xxh3_64({reinterpret_cast<const uint8_t*>(bytes.data()) + off, n}));
+      altered = true;
+    }
+    REQUIRE(altered);
+    const std::string new_index = index.dump();
+    bytes.resize(h.index_offset);
+    bytes += new_index;
+    h.index_bytes = new_index.size();
+    h.file_bytes = bytes.size();
+    Xxh3Stream js;
+    js.update(as_bytes(meta));
+    js.update(as_bytes(new_index));
+    h.json_checksum = js.digest();
+    std::memcpy(bytes.data(), &h, sizeof h);
+    const std::string altered_path = dir / "altered.sparq";
+    write_file(altered_path, bytes);
 
-  const LoadedModel m = load_cpu(altered_path);
-  m.file.verify_checksums();  // the checksums cannot tell
-  const SelftestReport r = run_selftest(m, *read_reference_block(m.file), default_selftest_tolerance(m.file));
-  INFO(r.summary());
-  CHECK_FALSE(r.passed());
-  CHECK(r.max_rel_error() > kSelftestToleranceQuantizedInputs);
-  REQUIRE_FALSE(r.problems.empty());
-  CHECK_THAT(r.problems.front(), Catch::Contains("of the row's largest |logit|") || Catch::Contains("greedy continuation differs"));
+    if (!keep_consistent) {
+      CHECK_THROWS_WITH(load_cpu(altered_path), Catch::Contains("model.layers.1.mlp.down_proj") && Catch::Contains("damaged"));
+      continue;
+    }
+    const LoadedModel m = load_cpu(altered_path);
+    m.file.verify_checksums();  // the checksums cannot tell
+    const SelftestReport r = run_selftest(m, *read_reference_block(m.file), default_selftest_tolerance(m.file));
+    INFO(r.summary());
+    CHECK_FALSE(r.passed());
+    CHECK(r.max_rel_error() > kSelftestToleranceQuantizedInputs);
+    REQUIRE_FALSE(r.problems.empty());
+    CHECK_THAT(r.problems.front(), Catch::Contains("of the row's largest |logit|") || Catch::Contains("greedy continuation differs"));
+  }
 }
 
 TEST_CASE("compare tells a near-tie from a real error at the first sampled token that differs", "[selftest]") {
