@@ -51,10 +51,10 @@ void print_info(const ModelFile& f) {
   } else {
     std::printf("%-14s none (sparq convert --reference adds one)\n", "self-test");
   }
-  std::printf("\n%-56s %-8s %-10s %-16s %12s\n", "tensor", "dtype", "layout", "shape", "bytes");
+  std::printf("\n%-56s %-8s %-13s %-16s %12s\n", "tensor", "dtype", "layout", "shape", "bytes");
   uint64_t total = 0;
   for (const auto& t : f.tensors()) {
-    std::printf("%-56s %-8s %-10s %-16s %12llu\n", t.name.c_str(), std::string(dtype_name(t.dtype)).c_str(),
+    std::printf("%-56s %-8s %-13s %-16s %12llu\n", t.name.c_str(), std::string(dtype_name(t.dtype)).c_str(),
                 std::string(layout_name(t.layout)).c_str(), shape_string(t.shape).c_str(),
                 static_cast<unsigned long long>(t.bytes));
     total += t.bytes;
