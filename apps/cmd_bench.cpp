@@ -89,6 +89,12 @@ ConcurrentDecode bench_concurrent_decode(LoadedModel& m, const BenchArgs& a, int
   return out;
 }
 
+// KV cache bytes one position takes (every layer's keys and values, scales included).
+uint64_t kv_bytes_per_token(const LoadedModel& m) {
+  const KvCacheGeometry g = m.kv_geometry();
+  return g.block_bytes() / static_cast<uint64_t>(g.block_tokens);
+}
+
 void run_bench(const BenchArgs& a) {
   LoadedModel m = load_model(a.model, a.load);
   const int64_t vocab = m.graph->widths[static_cast<size_t>(m.graph->logits)];
@@ -134,6 +140,8 @@ void run_bench(const BenchArgs& a) {
                      {"decode_s", decode_s},
                      {"decode_tokens_per_s", decode_tps},
                      {"repacked_weight_bytes", m.prepared->repacked_weight_bytes()},
+                     {"kv_dtype", kv_dtype_label(m.kv_dtype)},
+                     {"kv_bytes_per_token", kv_bytes_per_token(m)},
                      {"peak_rss_bytes", peak_rss_bytes()}};
     for (const auto& c : concurrent)
       j["concurrent_decode"].push_back({{"sequences", c.sequences},
@@ -147,6 +155,8 @@ void run_bench(const BenchArgs& a) {
                 a.load.backend_options.threads);
     std::printf("load         %.2f s (%.0f MiB of weights repacked)\n", m.load_seconds,
                 static_cast<double>(m.prepared->repacked_weight_bytes()) / (1 << 20));
+    std::printf("kv cache     %s, %.1f KiB per token\n", kv_dtype_label(m.kv_dtype).c_str(),
+                static_cast<double>(kv_bytes_per_token(m)) / 1024);
     std::printf("prefill      %d tokens in %.2f s: %.1f tok/s (time to first token %.2f s)\n", a.prompt_tokens, prefill_s,
                 prefill_tps, prefill_s);
     std::printf("decode       %d tokens in %.2f s: %.2f tok/s\n", a.gen_tokens, decode_s, decode_tps);

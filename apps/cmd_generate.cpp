@@ -138,6 +138,13 @@ void add_backend_flags(CLI::App& cmd, LoadOptions& o) {
   cmd.add_option("--device", o.backend_options.device, "Device index of the backend (see `sparq devices`)")
       ->check(CLI::Range(0, 1024));
   cmd.add_option("--threads", o.backend_options.threads, "CPU threads (0 = all)")->check(CLI::Range(0, 1024));
+  cmd.add_option_function<std::string>(
+         "--kv-dtype", [&o](const std::string& v) { o.kv_dtype = *kv_dtype_from_name(v); },
+         "How the KV cache stores keys and values: f32 (default, exact), f16, int8 or fp8 (one scale per head and "
+         "position; a quarter of the memory, lossy)")
+      ->check([](const std::string& v) -> std::string {
+        return kv_dtype_from_name(v) ? "" : "--kv-dtype must be f32, f16, int8 or fp8, not '" + v + "'";
+      });
 }
 
 void add_sampling_flags(CLI::App& cmd, SamplingParams& s) {

@@ -14,7 +14,8 @@ namespace sparq {
 void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 
-// --backend, --device, --threads: how every command that runs a model picks where it runs.
+// --backend, --device, --threads, --kv-dtype: how every command that runs a model picks where it
+// runs and how its KV cache stores keys and values.
 void add_backend_flags(CLI::App& cmd, LoadOptions& options);
 // Why a --backend value cannot be used (unknown name, bad option); empty when it can.
 std::string backend_spec_problem(const std::string& spec);

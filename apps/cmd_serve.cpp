@@ -144,7 +144,7 @@ void run_serve(const ServeArgs& a) {
   opt.max_sequences = a.parallel;
   if (a.ctx > 0) opt.context_length = opt.context_length > 0 ? std::min(opt.context_length, a.ctx) : a.ctx;
   if (opt.context_length <= 0) fail("the model file does not say its context length; give --ctx");
-  const uint64_t block_bytes = kv_cache_geometry(*m.graph).block_bytes();
+  const uint64_t block_bytes = m.kv_geometry().block_bytes();
   std::unique_ptr<KvStorage> kv;
   if (a.kv_budget_mib > 0) {
     kv = m.kv_storage_for_bytes(static_cast<uint64_t>(a.kv_budget_mib) << 20);

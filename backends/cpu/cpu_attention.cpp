@@ -48,38 +48,49 @@ void softmax_scores(const AttentionOp& op, float* sc, int64_t n) {
   for (int64_t i = 0; i < n; ++i) sc[i] /= sum;
 }
 
-// One query row and head against its keys, straight from the cache blocks (decode).
-void attend_row(const AttentionOp& op, const float* qh, const int32_t* blocks, int64_t pos, int64_t kvh,
-                const HostKvStorage& cache, std::vector<float>& scores, float* oh) {
-  const int64_t D = op.head_dim, bt = cache.geometry().block_tokens;
-  const int64_t lo = first_key(op, pos);
-  scores.resize(static_cast<size_t>(pos - lo + 1));
-  for (int64_t j = lo; j <= pos; ++j) {
-    const float* kj = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, 0) + (j % bt) * D;
-    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-    for (int64_t d = 0; d < D; ++d) dot += qh[d] * kj[d];
-    scores[static_cast<size_t>(j - lo)] = dot * op.scale;
-  }
-  softmax_scores(op, scores.data(), pos - lo + 1);
-  std::fill(oh, oh + D, 0.0f);
-  for (int64_t j = lo; j <= pos; ++j) {
-    const float* vj = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, 1) + (j % bt) * D;
-    const float w = scores[static_cast<size_t>(j - lo)];
-#pragma omp simd
-    for (int64_t d = 0; d < D; ++d) oh[d] += w * vj[d];
-  }
-}
-
-// Keys (kind 0) or values (kind 1) of positions [lo, hi] of one kv head, contiguous [hi - lo + 1, D].
+// Keys (kind 0) or values (kind 1) of positions [lo, hi] of one kv head, contiguous [hi - lo + 1, D],
+// as f32 whatever the storage dtype.
 void gather_cache_rows(const AttentionOp& op, const HostKvStorage& cache, const int32_t* blocks,
                        int64_t kvh, int kind, int64_t lo, int64_t hi, float* out) {
   const int64_t D = op.head_dim, bt = cache.geometry().block_tokens;
   for (int64_t j = lo; j <= hi;) {
     const int64_t in_block = std::min(hi + 1, (j / bt + 1) * bt) - j;
-    const float* src = cache.block_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, kind) + (j % bt) * D;
-    std::memcpy(out + (j - lo) * D, src, static_cast<size_t>(in_block * D) * sizeof(float));
+    cache.read_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, kind, j % bt, in_block, out + (j - lo) * D);
     j += in_block;
+  }
+}
+
+// One query row and head against its keys (decode): an f32 cache is read in place, another dtype
+// through f32 copies of the keys and values it needs (`gathered`, the caller's scratch).
+void attend_row(const AttentionOp& op, const float* qh, const int32_t* blocks, int64_t pos, int64_t kvh,
+                const HostKvStorage& cache, std::vector<float>& scores, std::vector<float>& gathered, float* oh) {
+  const int64_t D = op.head_dim, bt = cache.geometry().block_tokens;
+  const int64_t lo = first_key(op, pos), n = pos - lo + 1;
+  const bool in_place = cache.geometry().dtype == DType::F32;
+  if (!in_place) {
+    gathered.resize(static_cast<size_t>(2 * n * D));
+    gather_cache_rows(op, cache, blocks, kvh, 0, lo, pos, gathered.data());
+    gather_cache_rows(op, cache, blocks, kvh, 1, lo, pos, gathered.data() + n * D);
+  }
+  auto row = [&](int kind, int64_t j) {
+    return in_place ? cache.f32_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, kind) + (j % bt) * D
+                    : gathered.data() + (kind * n + j - lo) * D;
+  };
+  scores.resize(static_cast<size_t>(n));
+  for (int64_t j = lo; j <= pos; ++j) {
+    const float* kj = row(0, j);
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t d = 0; d < D; ++d) dot += qh[d] * kj[d];
+    scores[static_cast<size_t>(j - lo)] = dot * op.scale;
+  }
+  softmax_scores(op, scores.data(), n);
+  std::fill(oh, oh + D, 0.0f);
+  for (int64_t j = lo; j <= pos; ++j) {
+    const float* vj = row(1, j);
+    const float w = scores[static_cast<size_t>(j - lo)];
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) oh[d] += w * vj[d];
   }
 }
 
@@ -123,10 +134,8 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
     const int64_t p = step.positions[static_cast<size_t>(r)];
     const int32_t block = step.block_table[static_cast<size_t>(c.first_block + p / bt)];
     for (int64_t h = 0; h < KVH; ++h) {
-      std::memcpy(cache.block_rows(block, op.layer, h, 0) + (p % bt) * D, k + (r * KVH + h) * D,
-                  static_cast<size_t>(D) * sizeof(float));
-      std::memcpy(cache.block_rows(block, op.layer, h, 1) + (p % bt) * D, v + (r * KVH + h) * D,
-                  static_cast<size_t>(D) * sizeof(float));
+      cache.write_row(block, op.layer, h, 0, p % bt, k + (r * KVH + h) * D);
+      cache.write_row(block, op.layer, h, 1, p % bt, v + (r * KVH + h) * D);
     }
   }
 
@@ -148,7 +157,7 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
   std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> scores;
+    std::vector<float> scores, gathered;
 #pragma omp for schedule(dynamic, 1)
     for (size_t t = 0; t < tasks.size(); ++t) {
       const Task& task = tasks[t];
@@ -160,7 +169,7 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
         const size_t r = static_cast<size_t>(task.row);
         const StepChunk& c = step.chunks[static_cast<size_t>(step.row_chunk[r])];
         attend_row(op, q + (task.row * H + task.head) * D, step.block_table.data() + c.first_block, step.positions[r],
-                   task.head / group, cache, scores, out + (task.row * H + task.head) * D);
+                   task.head / group, cache, scores, gathered, out + (task.row * H + task.head) * D);
       }
     }
   }

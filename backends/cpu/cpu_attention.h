@@ -1,4 +1,5 @@
-// Causal grouped-query attention over the paged KV cache, f32 throughout.
+// Causal grouped-query attention over the paged KV cache: f32 arithmetic, keys and values stored in
+// the cache's dtype (converted as they are written, read back as f32).
 #pragma once
 #include <cstdint>
 

@@ -9,13 +9,13 @@ std::vector<std::string> unsupported_ops(const Backend& backend, const Graph& gr
   return out;
 }
 
-KvCacheGeometry kv_cache_geometry(const Graph& graph, int64_t block_tokens) {
+KvCacheGeometry kv_cache_geometry(const Graph& graph, int64_t block_tokens, DType dtype) {
   KvCacheGeometry g;
   g.layers = graph.kv.layers;
   g.kv_heads = graph.kv.kv_heads;
   g.head_dim = graph.kv.head_dim;
   g.block_tokens = block_tokens;
-  g.dtype = DType::F32;
+  g.dtype = dtype;
   return g;
 }
 

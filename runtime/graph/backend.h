@@ -56,6 +56,6 @@ class Backend {
 std::vector<std::string> unsupported_ops(const Backend& backend, const Graph& graph);
 
 // The KV cache geometry a graph needs, with f32 keys and values in blocks of kKvBlockTokens.
-KvCacheGeometry kv_cache_geometry(const Graph& graph, int64_t block_tokens = kKvBlockTokens);
+KvCacheGeometry kv_cache_geometry(const Graph& graph, int64_t block_tokens = kKvBlockTokens, DType dtype = DType::F32);
 
 }  // namespace sparq

@@ -3,6 +3,8 @@
 // counts blocks, and the backend's storage lays them out in its own memory.
 #pragma once
 #include <cstdint>
+#include <optional>
+#include <string>
 
 #include "runtime/core/dtype.h"
 
@@ -17,12 +19,22 @@ constexpr int64_t kKvBlockTokens = 16;
 struct KvCacheGeometry {
   int64_t layers = 0, kv_heads = 0, head_dim = 0;
   int64_t block_tokens = kKvBlockTokens;
-  DType dtype = DType::F32;  // element type of stored keys and values
+  // Element type of stored keys and values: F32, F16, or I8 / F8_E4M3 with one f32 scale per
+  // stored row (a position's keys or values of one kv head: absmax / 127 or / 448).
+  DType dtype = DType::F32;
+  // Bytes of one stored row of head_dim values, its scale included.
+  uint64_t row_bytes() const;
   // Bytes of one block: keys and values of block_tokens positions for every layer and kv head.
   uint64_t block_bytes() const;
-  // Throws sparq::Error unless every dimension is positive and the dtype is a whole number of bytes.
+  // Throws sparq::Error unless every dimension is positive and the dtype is one of the above.
   void validate() const;
 };
+
+// Whether rows of this dtype carry a scale (the 8-bit types).
+inline bool kv_dtype_scaled(DType t) { return t == DType::I8 || t == DType::F8_E4M3; }
+// --kv-dtype names: f32, f16, int8, fp8 (E4M3); nullopt for anything else.
+std::optional<DType> kv_dtype_from_name(const std::string& name);
+std::string kv_dtype_label(DType t);
 
 // Blocks for `positions` positions.
 inline int64_t kv_blocks_for(int64_t positions, int64_t block_tokens) {

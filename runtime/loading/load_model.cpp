@@ -18,19 +18,21 @@ std::string join_lines(const std::vector<std::string>& lines) {
 
 }  // namespace
 
+KvCacheGeometry LoadedModel::kv_geometry() const { return kv_cache_geometry(*graph, kKvBlockTokens, kv_dtype); }
+
 std::unique_ptr<KvStorage> LoadedModel::kv_storage_for_positions(int64_t positions) const {
-  const KvCacheGeometry geo = kv_cache_geometry(*graph);
+  const KvCacheGeometry geo = kv_geometry();
   const int64_t blocks = std::max<int64_t>(1, kv_blocks_for(positions, geo.block_tokens));
   return backend->create_kv_storage(geo, static_cast<uint64_t>(blocks) * geo.block_bytes());
 }
 
 std::unique_ptr<KvStorage> LoadedModel::kv_storage_for_bytes(uint64_t budget_bytes) const {
-  return backend->create_kv_storage(kv_cache_geometry(*graph), budget_bytes);
+  return backend->create_kv_storage(kv_geometry(), budget_bytes);
 }
 
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  LoadedModel m{ModelFile::open(path), nullptr, nullptr, nullptr, {}, 0};
+  LoadedModel m{ModelFile::open(path), nullptr, nullptr, nullptr, {}, 0, options.kv_dtype};
   m.graph = std::make_unique<const Graph>(build_model_graph(m.file));
   BackendOptions backend_options = options.backend_options;
   const std::string backend_name = parse_backend_spec(options.backend, backend_options);

@@ -16,6 +16,7 @@ namespace sparq {
 struct LoadOptions {
   std::string backend = "auto";  // a backend_registry() name, or "auto"
   BackendOptions backend_options;
+  DType kv_dtype = DType::F32;   // how the KV cache stores keys and values (--kv-dtype)
 };
 
 struct LoadedModel {
@@ -25,6 +26,10 @@ struct LoadedModel {
   std::unique_ptr<PreparedModel> prepared;
   std::string backend_choice;  // why this backend ("--backend cpu", "auto: cuda not built; ...")
   double load_seconds = 0;
+  DType kv_dtype = DType::F32;
+
+  // The KV cache's shape and element type for this model.
+  KvCacheGeometry kv_geometry() const;
 
   // KV storage on the model's backend for `positions` positions (whole blocks, at least one).
   std::unique_ptr<KvStorage> kv_storage_for_positions(int64_t positions) const;

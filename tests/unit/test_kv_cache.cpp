@@ -2,6 +2,8 @@
 // reference counts with copy-on-write, the prefix cache, and the CPU backend's host storage.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "backends/cpu/host_kv_storage.h"
@@ -27,20 +29,70 @@ TEST_CASE("host KV storage holds as many blocks as the budget and keeps position
   cpu::HostKvStorage kv(geo, geo.block_bytes() * 3 + 17);  // 3 blocks (the remainder is unused)
   REQUIRE(kv.blocks() == 3);
   // Keys and values of different blocks, layers and kinds never share storage.
-  kv.block_rows(1, 1, 0, 0)[3] = 1.5f;
-  kv.block_rows(1, 1, 0, 1)[3] = 2.5f;
-  kv.block_rows(1, 0, 0, 0)[3] = 3.5f;
-  kv.block_rows(2, 1, 0, 0)[3] = 4.5f;
-  REQUIRE(kv.block_rows(1, 1, 0, 0)[3] == 1.5f);
-  REQUIRE(kv.block_rows(1, 1, 0, 1)[3] == 2.5f);
+  auto put = [&](int32_t block, int64_t layer, int kind, float x) {
+    const float row[4] = {0, 0, 0, x};
+    kv.write_row(block, layer, 0, kind, 3, row);
+  };
+  auto at = [&](int32_t block, int64_t layer, int kind) { return kv.f32_rows(block, layer, 0, kind)[3 * 4 + 3]; };
+  put(1, 1, 0, 1.5f);
+  put(1, 1, 1, 2.5f);
+  put(1, 0, 0, 3.5f);
+  put(2, 1, 0, 4.5f);
+  REQUIRE(at(1, 1, 0) == 1.5f);
+  REQUIRE(at(1, 1, 1) == 2.5f);
   kv.copy_block(1, 0);
-  REQUIRE(kv.block_rows(0, 1, 0, 1)[3] == 2.5f);
-  REQUIRE(kv.block_rows(0, 0, 0, 0)[3] == 3.5f);
+  REQUIRE(at(0, 1, 1) == 2.5f);
+  REQUIRE(at(0, 0, 0) == 3.5f);
   REQUIRE_THROWS_AS(kv.copy_block(0, 3), Error);
   REQUIRE_THROWS_AS(cpu::HostKvStorage(geo, geo.block_bytes() - 1), Error);
   KvCacheGeometry bf16 = geo;
   bf16.dtype = DType::BF16;
   REQUIRE_THROWS_WITH(cpu::HostKvStorage(bf16, bf16.block_bytes() * 2), Catch::Contains("BF16"));
+}
+
+// --kv-dtype: f16 rounds each value; int8 and fp8 store a row of head_dim values as codes times
+// one f32 scale (absmax / 127, absmax / 448), so the row's largest value is kept to its code's
+// precision and the others to the row's quantum. Bounds: f16 relative 2^-11; int8 absolute half
+// a step (absmax / 254); fp8 relative 2^-4 (3 mantissa bits) above the subnormal range.
+TEST_CASE("host KV storage keeps keys and values in f16, int8 and fp8 within their precision", "[kv_cache]") {
+  const int64_t D = 64;
+  std::vector<float> row(D), back(3 * D);
+  for (int64_t d = 0; d < D; ++d) row[static_cast<size_t>(d)] = std::sin(0.37f * static_cast<float>(d)) * (1.0f + 0.1f * static_cast<float>(d));
+  float amax = 0;
+  for (float x : row) amax = std::max(amax, std::fabs(x));
+  for (const DType t : {DType::F32, DType::F16, DType::I8, DType::F8_E4M3}) {
+    KvCacheGeometry geo{2, 2, D, 4};
+    geo.dtype = t;
+    const uint64_t per_row = t == DType::F32 ? 4 * D : t == DType::F16 ? 2 * D : D + 4;
+    REQUIRE(geo.row_bytes() == per_row);
+    REQUIRE(geo.block_bytes() == 2 * 2 * 2 * 4 * per_row);
+    cpu::HostKvStorage kv(geo, geo.block_bytes() * 2);
+    REQUIRE(kv.blocks() == 2);
+    const std::vector<float> zeros(D, 0.0f);
+    kv.write_row(1, 1, 1, 1, 1, row.data());
+    kv.write_row(1, 1, 1, 1, 2, zeros.data());  // an all-zero row: scale 0, read back as zeros
+    kv.write_row(1, 1, 1, 0, 1, zeros.data());  // the keys beside it are another segment
+    kv.copy_block(1, 0);
+    kv.read_rows(0, 1, 1, 1, 1, 2, back.data());
+    INFO(dtype_name(t));
+    for (int64_t d = 0; d < D; ++d) {
+      const float want = row[static_cast<size_t>(d)], got = back[static_cast<size_t>(d)];
+      switch (t) {
+        case DType::F32: REQUIRE(got == want); break;
+        case DType::F16: REQUIRE(std::fabs(got - want) <= std::fabs(want) * 0x1p-11f); break;
+        case DType::I8: REQUIRE(std::fabs(got - want) <= amax / 254.0f * 1.0001f); break;
+        default: REQUIRE(std::fabs(got - want) <= std::max(std::fabs(want) * 0x1p-4f, amax / 448.0f * 0x1p-9f)); break;
+      }
+      REQUIRE(back[static_cast<size_t>(D + d)] == 0.0f);
+    }
+    if (kv_dtype_scaled(t)) {  // the row's largest magnitude is exact up to its code
+      const auto i = static_cast<size_t>(std::max_element(row.begin(), row.end(), [](float a, float b) { return std::fabs(a) < std::fabs(b); }) - row.begin());
+      REQUIRE(std::fabs(back[i] - row[i]) <= amax * 1e-6f);
+    }
+  }
+  REQUIRE(kv_dtype_from_name("int8") == DType::I8);
+  REQUIRE(kv_dtype_from_name("fp8") == DType::F8_E4M3);
+  REQUIRE_FALSE(kv_dtype_from_name("q4").has_value());
 }
 
 TEST_CASE("block allocator takes whole blocks and refuses cleanly when full", "[kv_cache]") {
