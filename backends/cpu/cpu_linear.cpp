@@ -134,7 +134,7 @@ float dot_i4_nibbles(const uint8_t* packed, const float* xd, int64_t in, int64_t
     for (int64_t g = 0; g * gs < in; ++g) zero_term += s[g] * static_cast<float>(z[g]) * xsum[g];
   const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
   __m512 total = _mm512_setzero_ps();
-  // Four accumulators: with two, the FMA latency capped a core at ~8 weights per cycle.
+  // Two blocks of 32 columns per iteration, each with its own even/odd accumulators.
   auto block = [&](int64_t c, __m512& even, __m512& odd) {
     const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + c / 2)));
     even = _mm512_fmadd_ps(_mm512_permutexvar_ps(b, table), _mm512_loadu_ps(xd + c), even);
@@ -153,7 +153,6 @@ float dot_i4_nibbles(const uint8_t* packed, const float* xd, int64_t in, int64_t
   }
   return _mm512_reduce_add_ps(total) - zero_term;
 }
-#endif
 
 // x reordered for dot_i4_nibbles: in each 32 columns, the even ones, then the odd ones.
 void i4_deinterleave_x(const float* x, int64_t in, float* xd) {
@@ -163,6 +162,7 @@ void i4_deinterleave_x(const float* x, int64_t in, float* xd) {
       xd[c + 16 + i] = x[c + 2 * i + 1];
     }
 }
+#endif
 #pragma GCC diagnostic pop
 
 // BF16 weight row . f32 activations: the widening (a shift) fused into the dot product, so a decode
