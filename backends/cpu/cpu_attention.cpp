@@ -60,12 +60,16 @@ void gather_cache_rows(const AttentionOp& op, const HostKvStorage& cache, const 
   }
 }
 
-// One query row and head against its keys (decode): an f32 cache is read in place, another dtype
-// through f32 copies of the keys and values it needs (`gathered`, the caller's scratch).
-void attend_row(const AttentionOp& op, const float* qh, const int32_t* blocks, int64_t pos, int64_t kvh,
-                const HostKvStorage& cache, std::vector<float>& scores, std::vector<float>& gathered, float* oh) {
-  const int64_t D = op.head_dim, bt = cache.geometry().block_tokens;
-  const int64_t lo = first_key(op, pos), n = pos - lo + 1;
+// One query row against its keys (decode), for every query head of kv head `kvh` at once: each key
+// and value row is read once for the whole group (GQA shares them), not once per head. Per head the
+// arithmetic is the one-head order (dot over d, keys in order), so results do not depend on the
+// grouping. An f32 cache is read in place, another dtype through f32 copies of the keys and values
+// it needs (`gathered`, the caller's scratch).
+void attend_row_group(const AttentionOp& op, const float* q_row, const int32_t* blocks, int64_t pos, int64_t kvh,
+                      const HostKvStorage& cache, std::vector<float>& scores, std::vector<float>& gathered,
+                      float* out_row) {
+  const int64_t D = op.head_dim, bt = cache.geometry().block_tokens, group = op.heads / op.kv_heads;
+  const int64_t lo = first_key(op, pos), n = pos - lo + 1, h0 = kvh * group;
   const bool in_place = cache.geometry().dtype == DType::F32;
   if (!in_place) {
     gathered.resize(static_cast<size_t>(2 * n * D));
@@ -76,21 +80,29 @@ void attend_row(const AttentionOp& op, const float* qh, const int32_t* blocks, i
     return in_place ? cache.f32_rows(blocks[static_cast<size_t>(j / bt)], op.layer, kvh, kind) + (j % bt) * D
                     : gathered.data() + (kind * n + j - lo) * D;
   };
-  scores.resize(static_cast<size_t>(n));
+  scores.resize(static_cast<size_t>(group * n));
   for (int64_t j = lo; j <= pos; ++j) {
     const float* kj = row(0, j);
-    float dot = 0.0f;
+    for (int64_t g = 0; g < group; ++g) {
+      const float* qh = q_row + (h0 + g) * D;
+      float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t d = 0; d < D; ++d) dot += qh[d] * kj[d];
-    scores[static_cast<size_t>(j - lo)] = dot * op.scale;
+      for (int64_t d = 0; d < D; ++d) dot += qh[d] * kj[d];
+      scores[static_cast<size_t>(g * n + j - lo)] = dot * op.scale;
+    }
   }
-  softmax_scores(op, scores.data(), n);
-  std::fill(oh, oh + D, 0.0f);
+  for (int64_t g = 0; g < group; ++g) {
+    softmax_scores(op, scores.data() + g * n, n);
+    std::fill(out_row + (h0 + g) * D, out_row + (h0 + g + 1) * D, 0.0f);
+  }
   for (int64_t j = lo; j <= pos; ++j) {
     const float* vj = row(1, j);
-    const float w = scores[static_cast<size_t>(j - lo)];
+    for (int64_t g = 0; g < group; ++g) {
+      float* oh = out_row + (h0 + g) * D;
+      const float w = scores[static_cast<size_t>(g * n + j - lo)];
 #pragma omp simd
-    for (int64_t d = 0; d < D; ++d) oh[d] += w * vj[d];
+      for (int64_t d = 0; d < D; ++d) oh[d] += w * vj[d];
+    }
   }
 }
 
@@ -127,7 +139,7 @@ bool attend_chunk_blocked(const AttentionOp& op, const float* q, const StepChunk
 
 void attention(const AttentionOp& op, const float* q, const float* k, const float* v, const Step& step,
                HostKvStorage& cache, float* out, int threads) {
-  const int64_t D = op.head_dim, KVH = op.kv_heads, H = op.heads, group = H / KVH;
+  const int64_t D = op.head_dim, KVH = op.kv_heads, H = op.heads;
   const int64_t bt = cache.geometry().block_tokens;
   for (int64_t r = 0; r < step.rows(); ++r) {
     const StepChunk& c = step.chunks[static_cast<size_t>(step.row_chunk[static_cast<size_t>(r)])];
@@ -139,9 +151,9 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
     }
   }
 
-  // Tasks: a blocked (chunk, kv head) for long chunks, else one (row, head) per query.
+  // Tasks: a blocked (chunk, kv head) for long chunks, else one (row, kv head) per query row.
   struct Task {
-    int64_t chunk = -1, row = 0, head = 0;  // chunk >= 0: blocked over the chunk's rows for kv head `head`
+    int64_t chunk = -1, row = 0, head = 0;  // kv head; chunk >= 0: blocked over the chunk's rows
   };
   std::vector<Task> tasks;
   for (size_t i = 0; i < step.chunks.size(); ++i) {
@@ -151,7 +163,7 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
       for (int64_t h = 0; h < KVH; ++h) tasks.push_back({static_cast<int64_t>(i), 0, h});
     } else {
       for (int64_t r = c.first_row; r < c.first_row + c.rows; ++r)
-        for (int64_t h = 0; h < H; ++h) tasks.push_back({-1, r, h});
+        for (int64_t h = 0; h < KVH; ++h) tasks.push_back({-1, r, h});
     }
   }
   std::atomic<bool> failed{false};
@@ -168,8 +180,8 @@ void attention(const AttentionOp& op, const float* q, const float* k, const floa
       } else {
         const size_t r = static_cast<size_t>(task.row);
         const StepChunk& c = step.chunks[static_cast<size_t>(step.row_chunk[r])];
-        attend_row(op, q + (task.row * H + task.head) * D, step.block_table.data() + c.first_block, step.positions[r],
-                   task.head / group, cache, scores, gathered, out + (task.row * H + task.head) * D);
+        attend_row_group(op, q + task.row * H * D, step.block_table.data() + c.first_block, step.positions[r], task.head,
+                         cache, scores, gathered, out + task.row * H * D);
       }
     }
   }
