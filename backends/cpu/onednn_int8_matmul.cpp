@@ -136,8 +136,7 @@ OneDnnInt8Matmul::OneDnnInt8Matmul(const uint8_t* weight, bool tiled, int64_t n,
 #pragma omp parallel for num_threads(d.threads) schedule(dynamic)
       for (int64_t b = 0; b < shape.bands(); ++b)
         int8_tiles_pack_band(shape, b, rows + b * T * k, dst + static_cast<uint64_t>(b) * shape.band_bytes(), comp.data() + b * T);
-      std::memcpy(dst + shape.compensation_offset(), comp.data(), comp.size() * 4);
-      std::memset(dst + shape.reserved_offset(), 0, shape.total_bytes() - shape.reserved_offset());
+      int8_tiles_write_tail(shape, comp.data(), dst);
     } else {
       // Another layout (another oneDNN or CPU): oneDNN's reorder makes it, from the file's layout.
       d.packed = memory(d.packed_md, d.engine);

@@ -28,7 +28,11 @@ void int8_tiles_pack(const Int8TilesShape& s, const int8_t* rows, uint8_t* dst) 
   for (int64_t b = 0; b < s.bands(); ++b)
     int8_tiles_pack_band(s, b, rows + b * Int8TilesShape::kTile * s.in, dst + static_cast<uint64_t>(b) * s.band_bytes(),
                          comp.data() + b * Int8TilesShape::kTile);
-  std::memcpy(dst + s.compensation_offset(), comp.data(), comp.size() * 4);
+  int8_tiles_write_tail(s, comp.data(), dst);
+}
+
+void int8_tiles_write_tail(const Int8TilesShape& s, const int32_t* compensation, uint8_t* dst) {
+  std::memcpy(dst + s.compensation_offset(), compensation, 4 * static_cast<uint64_t>(s.padded_out));
   std::memset(dst + s.reserved_offset(), 0, s.total_bytes() - s.reserved_offset());
 }
 

@@ -47,6 +47,10 @@ struct Int8TilesShape {
 void int8_tiles_pack_band(const Int8TilesShape& s, int64_t band, const int8_t* rows, uint8_t* band_out,
                           int32_t* compensation);
 
+// After every band: the compensation of all padded rows (from int8_tiles_pack_band) and the zero
+// reserved bytes, into dst[total_bytes()].
+void int8_tiles_write_tail(const Int8TilesShape& s, const int32_t* compensation, uint8_t* dst);
+
 // The whole layout (tiles, compensation, reserved) of a row-major weight, into dst[total_bytes()].
 void int8_tiles_pack(const Int8TilesShape& s, const int8_t* rows, uint8_t* dst);
 
