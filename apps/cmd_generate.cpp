@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "apps/cmd_generate.h"
+#include "apps/speculation.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generation_defaults.h"
@@ -25,6 +26,7 @@ struct GenerateArgs {
   SamplingParams sampling;
   std::vector<std::string> stops;
   bool json = false, ignore_eos = false;
+  SpeculationArgs spec;
 };
 
 // Flag checks that name the flag and the accepted range (CLI11 prints them before anything loads).
@@ -64,6 +66,9 @@ void run_generate(const GenerateArgs& a) {
   const std::unique_ptr<KvStorage> kv = a.kv_budget_mib > 0
                                             ? m.kv_storage_for_bytes(static_cast<uint64_t>(a.kv_budget_mib) << 20)
                                             : m.kv_storage_for_positions(positions);
+  const auto spec = prepare_speculation(a.spec, a.load, *tok.tokenizer, m.graph->widths[static_cast<size_t>(m.graph->logits)],
+                                        kv->blocks() * kv->geometry().block_tokens, opt);
+  if (spec && !a.json) std::fprintf(stderr, "[speculative decoding: %s]\n", spec->description.c_str());
   Engine engine(*m.prepared, *kv, tok.tokenizer.get(), opt);
 
   GenerationRequest r;
@@ -109,12 +114,19 @@ void run_generate(const GenerateArgs& a) {
                     {"decode_s", decode_s},
                     {"decode_tokens_per_s", decode_tps},
                     {"total_s", total_s}};
+    if (spec)
+      j["speculation"] = {{"method", spec->drafter->name()},
+                          {"draft_tokens", opt.draft_tokens},
+                          {"drafted_tokens", st.drafted_tokens},
+                          {"accepted_tokens", st.accepted_tokens},
+                          {"steps", engine.totals().steps}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::fprintf(stderr,
                  "\n[%zu prompt tokens, %.1f tok/s prefill, first token %.3f s; %zu tokens, %.2f tok/s decode; "
                  "finished: %s]\n",
                  prompt.size(), prefill_tps, ttft, ids.size(), decode_tps, finish_reason_name(finished.reason));
+    if (spec) std::fprintf(stderr, "[speculation: %s]\n", speculation_summary(st.drafted_tokens, st.accepted_tokens).c_str());
   }
 }
 
@@ -175,6 +187,7 @@ void add_generate_command(CLI::App& app) {
   add_sampling_flags(*cmd, args->sampling);
   cmd->add_option("--stop", args->stops, "Stop when the text contains TEXT (not printed); repeatable")->take_all();
   add_backend_flags(*cmd, args->load);
+  add_speculation_flags(*cmd, args->spec);
   cmd->add_option("--prefill-chunk", args->chunk, "Prompt tokens per prefill step")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--kv-budget", args->kv_budget_mib, "KV cache size in MiB (0 = just enough for the prompt and -n)")
       ->check(CLI::Range(0, 1 << 24));

@@ -28,6 +28,8 @@ void EngineOptions::validate() const {
   if (prefill_chunk < 1) fail("engine: prefill_chunk must be at least 1 (got ", prefill_chunk, ")");
   if (max_sequences < 1) fail("engine: max_sequences must be at least 1 (got ", max_sequences, ")");
   if (context_length < 0) fail("engine: context_length must not be negative (got ", context_length, ")");
+  if (drafter && (draft_tokens < 1 || draft_tokens > 32))
+    fail("engine: draft_tokens must be in 1..32 (got ", draft_tokens, ")");
 }
 
 struct Engine::RequestState {
@@ -45,6 +47,7 @@ struct Engine::RequestState {
   std::unique_ptr<StopStringMatcher> stop_strings;  // null without stop strings
 
   SeqId seq = -1;          // the cache sequence while admitted
+  std::vector<int32_t> fed;  // a speculating step's input: the last sampled id, then the guesses
   bool decoding = false;   // the last token was just sampled; it is fed alone as a decode token
   bool cancelled = false;
   bool started = false;   // admitted at least once
@@ -230,6 +233,7 @@ bool Engine::evict_idle_session(SessionId keep) {
 
 // Frees the sequence's blocks and queues it (at the front) to be recomputed from its tokens so far.
 void Engine::preempt(RequestState& s) {
+  if (options_.drafter) options_.drafter->forget(s.id);
   blocks_.remove_sequence(s.seq);
   s.seq = -1;
   s.decoding = false;
@@ -242,6 +246,10 @@ void Engine::preempt(RequestState& s) {
 
 // Gives the sequence's cache sequence back: to its session (kept for the next request) or the pool.
 void Engine::release(RequestState& s) {
+  if (options_.drafter) options_.drafter->forget(s.id);
+  // A finish among kept guesses leaves cached positions past the last id: they are not the request's.
+  if (s.seq >= 0 && blocks_.length(s.seq) > static_cast<int64_t>(s.tokens.size()))
+    blocks_.truncate(s.seq, static_cast<int64_t>(s.tokens.size()));
   if (s.session != 0) {
     Session& session = *sessions_.at(s.session);
     session.busy = 0;
@@ -390,6 +398,86 @@ void Engine::emit_prompt_logprobs(RequestState& s, const StepChunk& chunk, std::
   if (!ev.logprobs.empty()) events.push_back({s.on_event, std::move(ev)});
 }
 
+// Asks the drafter for guesses for the planned decode tokens, within the step budget prefills left,
+// the free KV blocks, max_tokens and the context; a sequence's guesses become its chunk (fed).
+void Engine::add_drafts(std::vector<Planned>& plan, int64_t budget, int64_t free_blocks) {
+  std::vector<DraftRequest> asks;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    RequestState& s = *plan[i].s;
+    s.fed.clear();
+    if (!s.decoding || budget <= 0) continue;
+    const auto length = static_cast<int64_t>(s.tokens.size());
+    // Feeding k guesses writes positions up to length + k - 1, and keeping them all samples one more.
+    int64_t k = std::min<int64_t>({options_.draft_tokens, budget, max_sequence_tokens() - length});
+    if (s.max_tokens > 0) k = std::min(k, s.max_tokens - s.generated() - 1);
+    if (k <= 0) continue;
+    budget -= k;
+    asks.push_back({s.id, s.tokens, k, {}});
+    at.push_back(i);
+  }
+  if (asks.empty()) return;
+  try {
+    options_.drafter->propose(asks);
+  } catch (const std::exception&) {
+    ++totals_.draft_failures;  // a drafter that fails costs its guesses, never the requests
+    return;
+  }
+  for (size_t a = 0; a < asks.size(); ++a) {
+    Planned& p = plan[at[a]];
+    RequestState& s = *p.s;
+    auto& drafts = asks[a].drafts;
+    if (static_cast<int64_t>(drafts.size()) > asks[a].max_drafts) drafts.resize(static_cast<size_t>(asks[a].max_drafts));
+    const int64_t length = computed(s);
+    const int64_t base = blocks_.blocks_needed(s.seq, length + 1);
+    while (!drafts.empty() &&
+           blocks_.blocks_needed(s.seq, length + 1 + static_cast<int64_t>(drafts.size())) - base > free_blocks)
+      drafts.pop_back();
+    bool bad = false;
+    for (int32_t d : drafts) bad |= d < 0 || d >= vocab_;
+    if (drafts.empty() || bad) continue;
+    free_blocks -= blocks_.blocks_needed(s.seq, length + 1 + static_cast<int64_t>(drafts.size())) - base;
+    s.fed.assign(1, s.tokens.back());
+    s.fed.insert(s.fed.end(), drafts.begin(), drafts.end());
+    p.n = static_cast<int64_t>(s.fed.size());
+    last_step_.drafted_tokens += static_cast<int64_t>(drafts.size());
+  }
+}
+
+// A speculating chunk ran: rows 0..k-1 check the guesses in order, up to the first rejected one
+// (replaced by the verdict's id); when all are kept, row k samples one more. The cache keeps the
+// positions of the last sampled id and the kept guesses only.
+void Engine::verify_drafts(RequestState& s, const StepChunk& chunk, std::vector<PendingEvent>& events) {
+  const std::vector<int32_t> fed = std::move(s.fed);
+  s.fed.clear();
+  const auto guesses = static_cast<int64_t>(fed.size()) - 1;
+  const size_t length = s.tokens.size();
+  std::vector<int32_t> out;
+  auto row = [&](int64_t i) {
+    return std::span<const float>(logits_.row(chunk.first_logit_row + i), static_cast<size_t>(vocab_));
+  };
+  // The history the penalties see grows with each verdict, exactly as in plain decoding.
+  for (int64_t i = 0; i <= guesses; ++i) {
+    if (i == guesses) {
+      out.push_back(s.sampler.sample(row(i), s.tokens));
+      break;
+    }
+    const Sampler::Verdict v = s.sampler.verify(row(i), s.tokens, fed[static_cast<size_t>(i + 1)]);
+    out.push_back(v.token);
+    s.tokens.push_back(v.token);
+    if (!v.accepted) break;
+  }
+  s.tokens.resize(length);
+  const auto kept = static_cast<int64_t>(out.size()) - 1;
+  blocks_.truncate(s.seq, static_cast<int64_t>(length) + kept);
+  s.stats.drafted_tokens += guesses;
+  s.stats.accepted_tokens += kept;
+  totals_.drafted_tokens += guesses;
+  totals_.accepted_tokens += kept;
+  for (size_t i = 0; i < out.size() && !s.finished; ++i) after_sample(s, out[i], row(static_cast<int64_t>(i)), events);
+  if (!s.finished && options_.prefix_cache) blocks_.publish(s.seq, s.tokens);
+}
+
 // The requests of a failed step end with an error; what their cache sequences hold is unknown, so
 // none is kept (not even for a session).
 void Engine::fail_planned(const std::vector<RequestState*>& ran, const std::string& why,
@@ -418,10 +506,6 @@ bool Engine::step() {
 
   // Plan: running sequences oldest first (decode tokens always fit the budget: max_sequences <=
   // max_step_tokens), then the queue in order while the budget and the cache allow.
-  struct Planned {
-    RequestState* s;
-    int64_t n;
-  };
   std::vector<Planned> plan;
   int64_t decoders = 0;
   for (RequestId id : running_) decoders += request(id).decoding ? 1 : 0;
@@ -469,9 +553,16 @@ bool Engine::step() {
     plan.push_back({&s, n});
   }
 
+  for (Planned& p : plan) p.s->fed.clear();
+  if (options_.drafter && last_step_.preempted == 0) add_drafts(plan, prefill_budget, free_blocks());
+
   // Reserve, run, commit: the engine describes the whole step; the backend only computes it.
   std::vector<SequenceChunk> chunks;
   for (const Planned& p : plan) {
+    if (!p.s->fed.empty()) {
+      chunks.push_back({p.s->seq, p.s->fed, LogitRows::All});
+      continue;
+    }
     const int64_t start = computed(*p.s);
     const auto tokens = std::span<const int32_t>(p.s->tokens).subspan(static_cast<size_t>(start), static_cast<size_t>(p.n));
     const bool samples = start + p.n == static_cast<int64_t>(p.s->tokens.size());
@@ -508,6 +599,13 @@ bool Engine::step() {
     for (size_t c = 0; c < plan.size(); ++c) {
       RequestState& s = *plan[c].s;
       const StepChunk& chunk = step.chunks[c];
+      if (!s.fed.empty()) {
+        ++last_step_.decode_sequences;
+        ++totals_.decode_tokens;
+        verify_drafts(s, chunk, events);
+        if (s.finished) done.push_back(s.id);
+        continue;
+      }
       if (s.decoding) {
         ++last_step_.decode_sequences;
         ++totals_.decode_tokens;

@@ -20,6 +20,15 @@
 // A step whose backend run fails (throws) finishes the requests it ran with FinishReason::Error and
 // the failure's message, frees their blocks, and the engine goes on with the others.
 //
+// Speculative decoding (EngineOptions::drafter): a decoding sequence feeds its last sampled id and
+// up to draft_tokens guesses in one chunk, with logits at every row; row i checks guess i
+// (Sampler::verify: greedy keeps it when it is the argmax, sampling keeps it with its probability
+// and otherwise draws from the rest), the first rejected guess is replaced by the verdict's id, and
+// when all are kept the last row gives one more. So greedy output equals plain decoding token for
+// token and sampled output follows the same distribution; the cache positions of rejected guesses
+// are cut off. Guesses take only the step budget prefills leave and never push a sequence past
+// max_tokens or its context.
+//
 // Not thread-safe: one thread calls submit/step/cancel (EngineService wraps it for many callers).
 // Event callbacks run inside step() after the step's bookkeeping is done, so they may call submit()
 // and cancel().
@@ -34,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/engine/drafter.h"
 #include "runtime/engine/sampler.h"
 #include "runtime/graph/backend.h"
 #include "runtime/kv_cache/block_allocator.h"
@@ -41,7 +51,6 @@
 
 namespace sparq {
 
-using RequestId = int64_t;
 using SessionId = int64_t;  // 0 = no session
 
 enum class FinishReason : uint8_t {
@@ -61,6 +70,8 @@ struct RequestStats {
   int64_t prefilled_tokens = 0;  // tokens run in prefill chunks (recomputation after preemption included)
   int64_t generated_tokens = 0;  // sampled tokens (a stop token included)
   int64_t preemptions = 0;       // times the sequence was evicted to make room and recomputed
+  int64_t drafted_tokens = 0;    // speculative guesses checked
+  int64_t accepted_tokens = 0;   // guesses kept (each one a token gained without its own step)
   double queued_seconds = 0;       // submit -> first step that ran it
   double first_token_seconds = 0;  // submit -> first sampled token
   double total_seconds = 0;        // submit -> finish
@@ -124,6 +135,10 @@ struct EngineOptions {
   int64_t context_length = 0;     // most positions of one sequence; 0 = only the cache bounds it
   bool prefix_cache = true;       // share full KV blocks between requests with a common prompt prefix
   std::vector<int32_t> default_stop_tokens;  // see generation_defaults.h
+  // Speculative decoding: guesses from this drafter (not owned; must outlive the engine; null =
+  // off), at most draft_tokens (1..32) per sequence and step.
+  Drafter* drafter = nullptr;
+  int32_t draft_tokens = 4;
   // Throws sparq::Error naming the bad field.
   void validate() const;
 };
@@ -134,10 +149,13 @@ struct StepStats {
   int64_t prefill_sequences = 0;  // sequences that fed a prompt (or recomputation) chunk
   int64_t prefill_tokens = 0;
   int64_t preempted = 0;          // sequences evicted while planning this step
+  int64_t drafted_tokens = 0;     // speculative guesses fed with the decode tokens
 };
 struct EngineTotals {
   int64_t steps = 0, prefill_tokens = 0, decode_tokens = 0, preemptions = 0, session_evictions = 0;
   int64_t failed_steps = 0;
+  // Speculative decoding: guesses checked and kept; drafter failures (the step ran without guesses).
+  int64_t drafted_tokens = 0, accepted_tokens = 0, draft_failures = 0;
   // Prefix cache: prompt tokens in whole blocks that could have been shared, and those that were.
   int64_t prefix_lookup_tokens = 0, prefix_hit_tokens = 0;
 };
@@ -193,6 +211,10 @@ class Engine {
   using Clock = std::chrono::steady_clock;
   // An event waiting for the end of the step, with the callback of its request.
   using PendingEvent = std::pair<std::shared_ptr<EventCallback>, GenerationEvent>;
+  struct Planned {
+    RequestState* s;
+    int64_t n;  // tokens fed this step
+  };
 
   RequestState& request(RequestId id);
   int64_t computed(const RequestState& s) const;
@@ -205,6 +227,8 @@ class Engine {
   void after_sample(RequestState& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events);
   bool wants_prompt_logprobs(const RequestState& s) const;
   void emit_prompt_logprobs(RequestState& s, const StepChunk& chunk, std::vector<PendingEvent>& events);
+  void add_drafts(std::vector<Planned>& plan, int64_t budget, int64_t free_blocks);
+  void verify_drafts(RequestState& s, const StepChunk& chunk, std::vector<PendingEvent>& events);
   void fail_planned(const std::vector<RequestState*>& ran, const std::string& why, std::vector<PendingEvent>& events);
 
   PreparedModel& model_;

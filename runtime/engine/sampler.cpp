@@ -228,6 +228,28 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   return candidates_.back().id;  // rounding left the sum just under the total
 }
 
+Sampler::Verdict Sampler::verify(std::span<const float> logits, std::span<const int32_t> history, int32_t draft) {
+  adjust_logits(logits, history);
+  filter_candidates();
+  if (candidates_.size() == 1) return {candidates_[0].id, candidates_[0].id == draft};
+  double draft_weight = 0;
+  for (const auto& c : candidates_)
+    if (c.id == draft) draft_weight = c.weight;
+  if (uniform() * total_weight_ < draft_weight) return {draft, true};
+  // Rejected: the residual max(0, p - q) with q a point mass on the draft is p without the draft.
+  const double rest = total_weight_ - draft_weight;
+  const double target = uniform() * rest;
+  double cumulative = 0;
+  int32_t last = -1;
+  for (const auto& c : candidates_) {
+    if (c.id == draft) continue;
+    cumulative += c.weight;
+    last = c.id;
+    if (target < cumulative) return {c.id, false};
+  }
+  return {last, false};  // rounding left the sum just under the rest
+}
+
 std::vector<TokenProbability> Sampler::candidates(std::span<const float> logits, std::span<const int32_t> history) {
   adjust_logits(logits, history);
   filter_candidates();

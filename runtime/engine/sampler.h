@@ -56,6 +56,18 @@ class Sampler {  // one per request; owns its random generator
   // history: the ids the penalties look at (prompt + generated so far).
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
 
+  // Speculative decoding: checks a drafted id against these logits. Greedy: the argmax, accepted
+  // when it is the draft. Sampled (the draft is a point mass: it was proposed deterministically):
+  // the draft is accepted with its probability p(draft) after every filter; otherwise an id is
+  // drawn from the other candidates, renormalized. Either way the id returned is distributed
+  // exactly as sample() would draw it (P(draft) = p(draft), P(x) = (1 - p(draft)) * p(x) /
+  // (1 - p(draft)) = p(x)), though it uses the random generator differently.
+  struct Verdict {
+    int32_t token = -1;
+    bool accepted = false;
+  };
+  Verdict verify(std::span<const float> logits, std::span<const int32_t> history, int32_t draft);
+
   // The candidates sample() would draw from, in draw order, without drawing (tests, inspection).
   std::vector<TokenProbability> candidates(std::span<const float> logits, std::span<const int32_t> history);
 
