@@ -1,11 +1,13 @@
 // sparq bench FILE [-p 512] [-n 128] [--threads N] [--concurrency 1,4,16] [--json]: prefill and decode
 // speed, time to first token and peak resident memory, on a synthetic prompt; with --concurrency,
-// also the aggregate decode speed of the engine's batched step with that many sequences at once.
+// also the aggregate decode speed of the engine's batched step with that many sequences at once;
+// with --verify K, the cost of a step that checks k = 1..K speculative guesses against one decode step.
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 
 #include "apps/cmd_generate.h"
 #include "runtime/core/error.h"
@@ -30,6 +32,7 @@ struct BenchArgs {
   LoadOptions load;
   int prompt_tokens = 512, gen_tokens = 128, chunk = 512;
   std::vector<int> concurrency;
+  int verify = 0;  // largest number of guesses whose verification step is timed
   bool json = false;
 };
 
@@ -89,6 +92,35 @@ ConcurrentDecode bench_concurrent_decode(LoadedModel& m, const BenchArgs& a, int
   return out;
 }
 
+struct VerifyCost {
+  int guesses = 0;
+  double seconds = 0;  // median of the repetitions
+};
+
+// Steps that feed the last id and k guesses with logits at every row, as speculative decoding
+// runs them, at the context the decode reached; each is undone (truncated) so all see the same
+// context. k = 0 is the plain decode step they are compared with.
+std::vector<VerifyCost> bench_verify(const std::function<void(std::span<const int32_t>, LogitRows)>& run,
+                                     BlockAllocator& blocks, SeqId seq, int32_t next, int64_t vocab, int max_guesses) {
+  constexpr int kReps = 5;
+  const int64_t length = blocks.length(seq);
+  std::vector<VerifyCost> out;
+  for (int k = 0; k <= max_guesses; ++k) {
+    std::vector<int32_t> tokens = synthetic_prompt(k + 1, vocab, 7);
+    tokens[0] = next;
+    std::vector<double> times;
+    for (int r = 0; r < kReps; ++r) {
+      const auto t = Clock::now();
+      run(tokens, k == 0 ? LogitRows::Last : LogitRows::All);
+      times.push_back(seconds_since(t));
+      blocks.truncate(seq, length);
+    }
+    std::nth_element(times.begin(), times.begin() + kReps / 2, times.end());
+    out.push_back({k, times[kReps / 2]});
+  }
+  return out;
+}
+
 // KV cache bytes one position takes (every layer's keys and values, scales included).
 uint64_t kv_bytes_per_token(const LoadedModel& m) {
   const KvCacheGeometry g = m.kv_geometry();
@@ -100,7 +132,7 @@ void run_bench(const BenchArgs& a) {
   const int64_t vocab = m.graph->widths[static_cast<size_t>(m.graph->logits)];
   // A fixed, deterministic prompt of ordinary tokens (ids from the middle of the vocabulary).
   const std::vector<int32_t> prompt = synthetic_prompt(a.prompt_tokens, vocab, 0);
-  const std::unique_ptr<KvStorage> kv = m.kv_storage_for_positions(a.prompt_tokens + a.gen_tokens);
+  const std::unique_ptr<KvStorage> kv = m.kv_storage_for_positions(a.prompt_tokens + a.gen_tokens + a.verify + 1);
   BlockAllocator blocks(kv->blocks(), kv->geometry().block_tokens);
   const SeqId seq = blocks.add_sequence();
   StepLogits out;
@@ -124,6 +156,8 @@ void run_bench(const BenchArgs& a) {
   }
   const double decode_s = seconds_since(t1);
   const double prefill_tps = a.prompt_tokens / prefill_s, decode_tps = a.gen_tokens > 0 ? a.gen_tokens / decode_s : 0.0;
+  const std::vector<VerifyCost> verify =
+      a.verify > 0 ? bench_verify(run, blocks, seq, next, vocab, a.verify) : std::vector<VerifyCost>{};
   std::vector<ConcurrentDecode> concurrent;
   for (int c : a.concurrency) concurrent.push_back(bench_concurrent_decode(m, a, c));
   if (a.json) {
@@ -149,6 +183,8 @@ void run_bench(const BenchArgs& a) {
                                         {"decode_s", c.seconds},
                                         {"decode_tokens_per_s", c.tokens_per_s()},
                                         {"prefill_s", c.prefill_seconds}});
+    for (const auto& v : verify)
+      j["verify"].push_back({{"guesses", v.guesses}, {"step_s", v.seconds}, {"vs_decode_step", v.seconds / verify[0].seconds}});
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("model        %s (%s backend, %d threads)\n", a.model.c_str(), m.backend->name().c_str(),
@@ -164,6 +200,11 @@ void run_bench(const BenchArgs& a) {
       std::printf("decode x%-4d %lld tokens in %.2f s: %.2f tok/s aggregate, %.2f per sequence (prefill %.2f s)\n",
                   c.sequences, static_cast<long long>(c.tokens), c.seconds, c.tokens_per_s(),
                   c.tokens_per_s() / c.sequences, c.prefill_seconds);
+    for (const auto& v : verify)
+      if (v.guesses > 0)
+        std::printf("verify %-5d %d guesses at context %d: %.1f ms per step = %.2fx a decode step (%.1f ms)\n", v.guesses,
+                    v.guesses, a.prompt_tokens + a.gen_tokens, v.seconds * 1e3, v.seconds / verify[0].seconds,
+                    verify[0].seconds * 1e3);
     std::printf("peak RSS     %.0f MiB\n", static_cast<double>(peak_rss_bytes()) / (1 << 20));
   }
 }
@@ -182,6 +223,9 @@ void add_bench_command(CLI::App& app) {
                   "Also decode with this many sequences batched per step through the engine (e.g. 1,4,16)")
       ->delimiter(',')
       ->check(CLI::Range(1, 4096));
+  cmd->add_option("--verify", args->verify,
+                  "Also time steps checking 1..K speculative guesses against one decode step, at the decoded context")
+      ->check(CLI::Range(0, 32));
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback([args] { run_bench(*args); });
 }

@@ -29,6 +29,7 @@
 #include "apps/commands.h"
 #include "apps/interrupt_signal.h"
 #include "apps/line_editor.h"
+#include "apps/speculation.h"
 #include "runtime/chat/chat_conversation.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/engine.h"
@@ -59,6 +60,7 @@ struct ChatArgs {
   int64_t context = 0;     // 0: the model's context, at most kDefaultContext
   bool ignore_eos = false;
   SamplingParams sampling = chat_sampling_defaults();
+  SpeculationArgs spec;
 };
 
 constexpr const char* kHelp =
@@ -94,6 +96,7 @@ class ChatLoop {
   LoadedTokenizer tokenizer_;
   ChatConversation conversation_;
   std::unique_ptr<KvStorage> kv_;
+  std::unique_ptr<Speculation> speculation_;  // outlives the engine that uses its drafter
   std::unique_ptr<Engine> engine_;
   SessionId session_ = 0;
   int64_t context_ = 0;
@@ -129,6 +132,8 @@ ChatLoop::ChatLoop(const ChatArgs& a)
          " tokens (lower -n or raise --ctx)");
   options.context_length = context_;
   kv_ = model_.kv_storage_for_positions(context_);
+  speculation_ = prepare_speculation(a.spec, a.load, *tokenizer_.tokenizer,
+                                     model_.graph->widths[static_cast<size_t>(model_.graph->logits)], context_, options);
   engine_ = std::make_unique<Engine>(*model_.prepared, *kv_, tokenizer_.tokenizer.get(), options);
   session_ = engine_->open_session();
 
@@ -351,6 +356,7 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("--system", a->system, "System message");
   add_sampling_flags(*cmd, a->sampling);  // the same flags and checks as generate
   add_backend_flags(*cmd, a->load);
+  add_speculation_flags(*cmd, a->spec);
   // For tests and debugging.
   cmd->add_option("--log-prompt", a->log_prompt, "Append each turn's messages and rendered prompt (JSON lines) to FILE")
       ->group("");

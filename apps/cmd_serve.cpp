@@ -21,6 +21,7 @@
 #include "apps/cmd_generate.h"
 #include "apps/commands.h"
 #include "apps/server/api_server.h"
+#include "apps/speculation.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generation_defaults.h"
@@ -38,6 +39,7 @@ struct ServeArgs {
   LoadOptions load;
   int64_t parallel = 4, kv_budget_mib = 0, ctx = 0, max_queue = 64, timeout_s = 30, max_request_bytes = 16 << 20;
   bool quiet = false, selftest = false;
+  SpeculationArgs spec;
 };
 
 // Without --kv-budget the cache holds --parallel full contexts, up to this much.
@@ -152,6 +154,10 @@ void run_serve(const ServeArgs& a) {
     const int64_t blocks = kv_blocks_for(opt.context_length, kKvBlockTokens) * a.parallel;
     kv = m.kv_storage_for_bytes(std::min<uint64_t>(static_cast<uint64_t>(blocks) * block_bytes, std::max(kDefaultKvCap, block_bytes)));
   }
+  const auto speculation = prepare_speculation(a.spec, a.load, *tok.tokenizer,
+                                               m.graph->widths[static_cast<size_t>(m.graph->logits)],
+                                               kv->blocks() * kv->geometry().block_tokens, opt);
+  if (speculation && !a.quiet) std::fprintf(stderr, "sparq serve: speculative decoding: %s\n", speculation->description.c_str());
   Engine engine(*m.prepared, *kv, tok.tokenizer.get(), opt);
   EngineService service(engine, {.max_waiting = a.max_queue});
   server::ServerMetrics metrics(name);
@@ -203,6 +209,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--host", a->host, "Address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)");
   cmd->add_option("--port", a->port, "Port to listen on (default 8080; 0 = any free port, printed at start)")->check(CLI::Range(0, 65535));
   add_backend_flags(*cmd, a->load);
+  add_speculation_flags(*cmd, a->spec);
   cmd->add_option("--parallel", a->parallel, "Sequences decoded together in one batch (default 4)")->check(CLI::Range(1, 512));
   cmd->add_option("--kv-budget", a->kv_budget_mib, "KV cache size in MiB (default: --parallel full contexts, at most 4 GiB)")
       ->check(CLI::Range(1, 1 << 24));

@@ -109,6 +109,10 @@ std::string ServerMetrics::render(const ServiceStats& s) const {
        "Prompt tokens found in the prefix cache.", l, static_cast<double>(s.engine.prefix_hit_tokens));
   both(out, "sparq:preemptions_total", "vllm:num_preemptions_total", "counter",
        "Sequences evicted from the KV cache and recomputed later.", l, static_cast<double>(s.engine.preemptions));
+  both(out, "sparq:spec_decode_draft_tokens_total", "vllm:spec_decode_num_draft_tokens_total", "counter",
+       "Speculative guesses checked.", l, static_cast<double>(s.engine.drafted_tokens));
+  both(out, "sparq:spec_decode_accepted_tokens_total", "vllm:spec_decode_num_accepted_tokens_total", "counter",
+       "Speculative guesses kept.", l, static_cast<double>(s.engine.accepted_tokens));
   header(out, "sparq:kv_cache_blocks", "gauge", "KV-cache blocks in all.");
   out += "sparq:kv_cache_blocks{" + l + "} " + std::to_string(s.kv_blocks_total) + "\n";
   header(out, "sparq:requests_refused_total", "counter", "Requests refused because the queue was full or the server was draining.");
