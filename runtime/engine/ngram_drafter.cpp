@@ -20,9 +20,13 @@ std::vector<int32_t> NgramDrafter::lookup(std::span<const int32_t> tokens, int64
     // one following token (start + n < len), so a match never is the suffix itself.
     for (int64_t start = len - n - 1; start >= 0; --start) {
       if (!std::equal(suffix.begin(), suffix.end(), tokens.begin() + start)) continue;
+      // Copy what followed; past the end, go on copying the copy (as LZ77 does), so a sequence
+      // repeating a short cycle gets a full draft rather than the one id left before the end.
       const int64_t from = start + n;
-      const int64_t take = std::min(max_drafts, len - from);
-      return {tokens.begin() + from, tokens.begin() + from + take};
+      std::vector<int32_t> draft;
+      for (int64_t i = from; i < from + max_drafts; ++i)
+        draft.push_back(i < len ? tokens[static_cast<size_t>(i)] : draft[static_cast<size_t>(i - len)]);
+      return draft;
     }
   }
   return {};

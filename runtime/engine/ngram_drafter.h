@@ -1,7 +1,7 @@
 // Prompt-lookup drafting: the longest recent n-gram (max_n down to min_n tokens) that ends the
 // sequence is looked up earlier in it, and the tokens that followed its latest earlier occurrence
-// are the draft. Free to compute and good on text that repeats its context: code edits,
-// summaries, answers quoting the question.
+// are the draft (continuing as a repeat when the match is close to the end). Free to compute and
+// good on text that repeats its context: code edits, summaries, answers quoting the question.
 #pragma once
 #include "runtime/engine/drafter.h"
 

@@ -100,7 +100,9 @@ TEST_CASE("prompt lookup proposes what followed the latest earlier match of the 
   NgramDrafter d(1, 3);
   const std::vector<int32_t> t{1, 2, 3, 4, 1, 2};
   CHECK(d.lookup(t, 3) == std::vector<int32_t>{3, 4, 1});  // suffix "1 2" matched at 0
-  CHECK(d.lookup(t, 10) == std::vector<int32_t>{3, 4, 1, 2});  // no more than what follows
+  // Past the end the copy repeats itself: the cycle goes on.
+  CHECK(d.lookup(t, 10) == std::vector<int32_t>{3, 4, 1, 2, 3, 4, 1, 2, 3, 4});
+  CHECK(d.lookup(std::vector<int32_t>{6, 7, 7, 7}, 3) == std::vector<int32_t>{7, 7, 7});
   CHECK(d.lookup(t, 0).empty());
   // The latest of two matches wins, and a longer suffix beats a shorter one.
   CHECK(d.lookup(std::vector<int32_t>{5, 9, 5, 8, 5}, 2) == std::vector<int32_t>{8, 5});
