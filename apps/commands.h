@@ -12,6 +12,7 @@ void add_chat_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_selftest_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+void add_grammar_command(CLI::App& app);
 
 // Thrown by a command that has printed its result and must end with this exit status.
 struct ExitStatus {

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   sparq::add_serve_command(app);
   sparq::add_selftest_command(app);
   sparq::add_compare_command(app);
+  sparq::add_grammar_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -75,7 +75,8 @@ apt_table=(
 # Python packages of .venv: name | why.
 pip_base=("pytest|runs the CLI, reference and demo-model tests" "jinja2|reference renderer for the chat-template tests"
   "openai|the official client in the server tests" "requests|raw HTTP in the server tests"
-  "lm-eval[api]|lm-evaluation-harness against sparq serve in the server tests")
+  "lm-eval[api]|lm-evaluation-harness against sparq serve in the server tests"
+  "llguidance|the oracle the grammar tests compare sparq's JSON-schema and GBNF matching with")
 pip_dev=("torch|fixture and demo-model generation" "transformers|reference forward passes" \
   "compressed-tensors|reference quantized checkpoints" "llmcompressor|quantizes the fixtures and the demo model" \
   "sentencepiece|tokenizer references" "tokenizers|tokenizer references" "safetensors|checkpoint files" "numpy|arrays")

@@ -13,15 +13,19 @@ namespace sparq {
 
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
-// One character of a JSON string's content, as written in the JSON text.
-constexpr const char* kJsonChar = R"(( [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} ) ))";
+// Strings are written canonically, as llguidance generates them: a character is written as itself
+// unless JSON requires an escape (quote, backslash, controls and DEL), with the short escapes or
+// \u00XX for the other controls, so every string has one spelling.
+
+// An escape sequence in that canonical form.
+constexpr const char* kEscape = R"("\\" ( ["\\bfnrt] | "u" ( "00" [01] [0-9a-fA-F] | "007" [fF] ) ))";
 
 constexpr const char* kBaseRules = R"(json-value ::= json-object | json-array | json-string | json-number | "true" | "false" | "null"
 json-object ::= "{" ( json-string ":" json-value ( "," json-string ":" json-value )* )? "}"
 json-array ::= "[" ( json-value ( "," json-value )* )? "]"
-json-char ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )
+json-char ::= [^"\\\x00-\x1F\x7F] | "\\" ( ["\\bfnrt] | "u" ( "00" [01] [0-9a-fA-F] | "007" [fF] ) )
 json-string ::= "\"" json-char* "\""
 json-int ::= "-"? ( "0" | [1-9] [0-9]* )
 json-number ::= json-int ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )?
@@ -235,7 +239,7 @@ class PatternConverter {
     };
     std::vector<std::string> alts;
     if (negated) {
-      alts.push_back("[^" + members + "\"\\\\\\x00-\\x1F]");
+      alts.push_back("[^" + members + "\"\\\\\\x00-\\x1F\\x7F]");
     } else {
       std::string plain;
       for (auto [lo, hi] : cls.ranges) {
@@ -280,7 +284,7 @@ class PatternConverter {
     }
     if (c == '.') {
       ++pos_;
-      return R"(( [^"\\\x00-\x1F] | "\\" ( ["\\/bfrt] | "u" [0-9a-fA-F]{4} ) ))";
+      return R"(( [^"\\\x00-\x1F\x7F] | "\\" ( ["\\bfrt] | "u" ( "00" ( "0" [0-9b-fB-F] | "1" [0-9a-fA-F] ) | "007" [fF] ) ) ))";
     }
     if (c == '[') return bracket();
     if (c == '\\') {
@@ -494,7 +498,7 @@ class SchemaConverter {
       if (!trie[at].end) alts.push_back("\"\\\"\"");  // the key ends here, and no name does
       // A character no name continues with, then anything. Multi-byte characters: their first byte
       // decides (names are compared as bytes, and a lead byte starts only its own characters).
-      std::string excluded = "\"\\\\\\x00-\\x1F";
+      std::string excluded = "\"\\\\\\x00-\\x1F\\x7F";
       std::vector<std::string> follow;
       for (const auto& [c, child] : trie[at].next) {
         if (c < 0x80) {
@@ -506,7 +510,7 @@ class SchemaConverter {
       bool ascii_only = true;
       for (const auto& [c, child] : trie[at].next) ascii_only &= c < 0x80;
       if (!ascii_only) fail("JSON schema: property names outside ASCII are not supported together with additionalProperties");
-      alts.push_back("( [^" + excluded + "] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} ) ) json-char* \"\\\"\"");
+      alts.push_back("( [^" + excluded + "] | " + kEscape + " ) json-char* \"\\\"\"");
       for (auto& f : follow) alts.push_back(f);
       return add_rule(group(alts));
     };
@@ -675,6 +679,6 @@ class SchemaConverter {
 
 }  // namespace
 
-std::string json_schema_to_gbnf(const nlohmann::json& schema) { return SchemaConverter(schema).convert(); }
+std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema) { return SchemaConverter(schema).convert(); }
 
 }  // namespace sparq

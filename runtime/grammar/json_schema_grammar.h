@@ -17,7 +17,8 @@
 
 namespace sparq {
 
-// Throws sparq::Error naming the unsupported keyword or the malformed part, with its JSON pointer.
-std::string json_schema_to_gbnf(const nlohmann::json& schema);
+// Properties keep the order the schema declares them in (hence ordered_json). Throws sparq::Error
+// naming the unsupported keyword or the malformed part, with its JSON pointer.
+std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema);
 
 }  // namespace sparq
