@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "apps/cmd_generate.h"
+#include "apps/grammar_flags.h"
 #include "apps/speculation.h"
 #include "runtime/core/error.h"
 #include "runtime/engine/engine.h"
@@ -27,6 +28,7 @@ struct GenerateArgs {
   std::vector<std::string> stops;
   bool json = false, ignore_eos = false;
   SpeculationArgs spec;
+  GrammarFlags grammar;
 };
 
 // Flag checks that name the flag and the accepted range (CLI11 prints them before anything loads).
@@ -52,6 +54,7 @@ CLI::Validator in_range(const std::string& what, double lo, double hi, bool lo_o
 void run_generate(const GenerateArgs& a) {
   for (const auto& s : a.stops)
     if (s.empty()) fail("--stop needs a non-empty text");
+  const std::shared_ptr<const Grammar> grammar = load_grammar_flags(a.grammar);
   LoadedModel m = load_model(a.model, a.load);
   if (!a.json) std::fprintf(stderr, "[backend %s: %s]\n", m.backend->name().c_str(), m.backend_choice.c_str());
   const LoadedTokenizer tok = load_tokenizer(m.file);
@@ -77,6 +80,7 @@ void run_generate(const GenerateArgs& a) {
   r.max_tokens = a.max_tokens;
   r.use_default_stop_tokens = !a.ignore_eos;
   r.stop_strings = a.stops;
+  r.grammar = grammar;
   std::vector<int32_t> ids;
   std::string text;
   GenerationEvent finished;
@@ -105,6 +109,7 @@ void run_generate(const GenerateArgs& a) {
     j["prompt_ids"] = prompt;
     j["ids"] = ids;
     j["finish_reason"] = finish_reason_name(finished.reason);
+    if (finished.reason == FinishReason::Error) j["error"] = finished.error;
     j["backend"] = m.backend->name();
     j["backend_choice"] = m.backend_choice;
     j["timings"] = {{"load_s", m.load_seconds},
@@ -114,6 +119,11 @@ void run_generate(const GenerateArgs& a) {
                     {"decode_s", decode_s},
                     {"decode_tokens_per_s", decode_tps},
                     {"total_s", total_s}};
+    if (grammar) {
+      const EngineTotals& t = engine.totals();
+      j["grammar"] = {{"masks", t.grammar_masks},
+                      {"mask_ms_per_token", t.grammar_masks ? 1e3 * t.grammar_mask_seconds / static_cast<double>(t.grammar_masks) : 0.0}};
+    }
     if (spec)
       j["speculation"] = {{"method", spec->drafter->name()},
                           {"draft_tokens", opt.draft_tokens},
@@ -126,6 +136,10 @@ void run_generate(const GenerateArgs& a) {
                  "\n[%zu prompt tokens, %.1f tok/s prefill, first token %.3f s; %zu tokens, %.2f tok/s decode; "
                  "finished: %s]\n",
                  prompt.size(), prefill_tps, ttft, ids.size(), decode_tps, finish_reason_name(finished.reason));
+    if (finished.reason == FinishReason::Error) std::fprintf(stderr, "[error: %s]\n", finished.error.c_str());
+    if (grammar && engine.totals().grammar_masks > 0)
+      std::fprintf(stderr, "[grammar: %lld token masks, %.3f ms each]\n", static_cast<long long>(engine.totals().grammar_masks),
+                   1e3 * engine.totals().grammar_mask_seconds / static_cast<double>(engine.totals().grammar_masks));
     if (spec) std::fprintf(stderr, "[speculation: %s]\n", speculation_summary(st.drafted_tokens, st.accepted_tokens).c_str());
   }
 }
@@ -188,6 +202,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--stop", args->stops, "Stop when the text contains TEXT (not printed); repeatable")->take_all();
   add_backend_flags(*cmd, args->load);
   add_speculation_flags(*cmd, args->spec);
+  add_grammar_flags(*cmd, args->grammar);
   cmd->add_option("--prefill-chunk", args->chunk, "Prompt tokens per prefill step")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--kv-budget", args->kv_budget_mib, "KV cache size in MiB (0 = just enough for the prompt and -n)")
       ->check(CLI::Range(0, 1 << 24));

@@ -35,7 +35,8 @@ std::string sse(const Json& j) { return "data: " + dump(j) + "\n\n"; }
 const char* finish_name(FinishReason r) {
   switch (r) {
     case FinishReason::StopToken:
-    case FinishReason::StopString: return "stop";
+    case FinishReason::StopString:
+    case FinishReason::GrammarComplete: return "stop";
     case FinishReason::Length:
     case FinishReason::ContextLimit: return "length";
     case FinishReason::Cancelled: return "abort";

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
 #include "runtime/core/error.h"
 #include "runtime/engine/logprobs.h"
 #include "runtime/engine/step_builder.h"
 #include "runtime/engine/stop_strings.h"
+#include "runtime/grammar/grammar_matcher.h"
 #include "runtime/tokenizer/stream_detokenizer.h"
 
 namespace sparq {
@@ -17,6 +19,7 @@ const char* finish_reason_name(FinishReason reason) {
     case FinishReason::StopString: return "stop_string";
     case FinishReason::Length: return "length";
     case FinishReason::ContextLimit: return "context_limit";
+    case FinishReason::GrammarComplete: return "grammar_complete";
     case FinishReason::Cancelled: return "cancelled";
     case FinishReason::Error: return "error";
   }
@@ -45,6 +48,7 @@ struct Engine::RequestState {
   Sampler sampler;
   std::unique_ptr<StreamDetokenizer> detokenizer;  // null without a tokenizer
   std::unique_ptr<StopStringMatcher> stop_strings;  // null without stop strings
+  std::unique_ptr<GrammarMatcher> grammar;          // null without a grammar
 
   SeqId seq = -1;          // the cache sequence while admitted
   std::vector<int32_t> fed;  // a speculating step's input: the last sampled id, then the guesses
@@ -142,6 +146,8 @@ void Engine::validate(const GenerationRequest& r) const {
   for (int32_t id : r.stop_token_ids)
     if (id < 0 || id >= vocab_) fail("stop token id ", id, " is outside the vocabulary (", vocab_, " ids)");
   if (!r.stop_strings.empty() && !tokenizer_) fail("stop strings need the model's tokenizer to decode text");
+  if (r.grammar && !tokenizer_) fail("a grammar needs the model's tokenizer to know each token's text");
+  if (r.grammar && r.grammar->rules.empty()) fail("the request's grammar is empty");
   if (r.logprobs < -1 || r.logprobs > kMaxTopLogprobs)
     fail("logprobs must be -1 (none) or 0..", kMaxTopLogprobs, " (got ", r.logprobs, ")");
   if (r.prompt_logprobs < -1 || r.prompt_logprobs > kMaxTopLogprobs)
@@ -161,6 +167,10 @@ RequestId Engine::submit(GenerationRequest r) {
   Session* session = r.session != 0 ? sessions_.at(r.session).get() : nullptr;
   auto s = std::make_unique<RequestState>(r.sampling, vocab_);
   if (!r.stop_strings.empty()) s->stop_strings = std::make_unique<StopStringMatcher>(std::move(r.stop_strings));
+  if (r.grammar) {
+    if (!grammar_vocabulary_) grammar_vocabulary_ = std::make_shared<const GrammarVocabulary>(*tokenizer_);
+    s->grammar = std::make_unique<GrammarMatcher>(r.grammar, grammar_vocabulary_);
+  }
 
   s->id = next_request_++;
   s->prompt_tokens = static_cast<int64_t>(r.prompt.size());
@@ -294,6 +304,29 @@ void Engine::finish(RequestState& s, FinishReason reason, std::vector<PendingEve
   release(s);
 }
 
+// Samples from a logits row; with a grammar, from the row with every token it refuses at -inf (stop
+// tokens only once the text is complete).
+int32_t Engine::sample_next(RequestState& s, std::span<const float> logits) {
+  if (!s.grammar) return s.sampler.sample(logits, s.tokens);
+  const auto t0 = Clock::now();
+  s.grammar->allowed_tokens(mask_);
+  const bool complete = s.grammar->complete();
+  for (int32_t id : s.stop_ids)
+    if (complete && static_cast<size_t>(id) / 32 < mask_.size()) mask_[static_cast<size_t>(id) / 32] |= 1u << (id % 32);
+  masked_.resize(logits.size());
+  constexpr float kBanned = -std::numeric_limits<float>::infinity();
+  bool any = false;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const bool ok = i / 32 < mask_.size() && ((mask_[i / 32] >> (i % 32)) & 1u);
+    masked_[i] = ok ? logits[i] : kBanned;
+    any |= ok;
+  }
+  ++totals_.grammar_masks;
+  totals_.grammar_mask_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!any) fail("the grammar allows no token here (the vocabulary cannot spell what it needs next)");
+  return s.sampler.sample(masked_, s.tokens);
+}
+
 // Records a sampled id: its event, then whether the request is done.
 void Engine::after_sample(RequestState& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events) {
   s.tokens.push_back(token);
@@ -309,6 +342,10 @@ void Engine::after_sample(RequestState& s, int32_t token, std::span<const float>
   }
   events.push_back({s.on_event, std::move(ev)});
   if (stop_token) return finish(s, FinishReason::StopToken, events);
+  if (s.grammar) {
+    if (!s.grammar->accept_token(token)) fail("engine: the grammar refused token ", token, " it had allowed");
+    if (!s.grammar->can_continue()) return finish(s, FinishReason::GrammarComplete, events);
+  }
   if (s.stop_strings && s.stop_strings->stopped()) return finish(s, FinishReason::StopString, events);
   if (s.max_tokens > 0 && s.generated() >= s.max_tokens) return finish(s, FinishReason::Length, events);
   if (static_cast<int64_t>(s.tokens.size()) >= max_sequence_tokens()) return finish(s, FinishReason::ContextLimit, events);
@@ -406,7 +443,7 @@ void Engine::add_drafts(std::vector<Planned>& plan, int64_t budget, int64_t free
   for (size_t i = 0; i < plan.size(); ++i) {
     RequestState& s = *plan[i].s;
     s.fed.clear();
-    if (!s.decoding || budget <= 0) continue;
+    if (!s.decoding || budget <= 0 || s.grammar) continue;  // guesses would bypass the grammar's mask
     const auto length = static_cast<int64_t>(s.tokens.size());
     // Feeding k guesses writes positions up to length + k - 1, and keeping them all samples one more.
     int64_t k = std::min<int64_t>({options_.draft_tokens, budget, max_sequence_tokens() - length});
@@ -620,7 +657,15 @@ bool Engine::step() {
       if (computed(s) < static_cast<int64_t>(s.tokens.size())) continue;  // more prompt to read
       const std::span<const float> last(logits_.row(chunk.first_logit_row + chunk.logit_rows - 1),
                                         static_cast<size_t>(vocab_));
-      const int32_t token = s.sampler.sample(last, s.tokens);
+      int32_t token = -1;
+      try {
+        token = sample_next(s, last);
+      } catch (const std::exception& e) {
+        finish(s, FinishReason::Error, events);
+        events.back().second.error = e.what();
+        done.push_back(s.id);
+        continue;
+      }
       after_sample(s, token, last, events);
       if (s.finished) done.push_back(s.id);
     }

@@ -45,6 +45,7 @@
 
 #include "runtime/engine/drafter.h"
 #include "runtime/engine/sampler.h"
+#include "runtime/grammar/grammar.h"
 #include "runtime/graph/backend.h"
 #include "runtime/kv_cache/block_allocator.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -58,10 +59,11 @@ enum class FinishReason : uint8_t {
   StopString,    // the text reached a stop string (neither it nor anything after it is emitted)
   Length,        // max_tokens generated
   ContextLimit,  // the sequence filled the model's context (or the whole KV cache)
+  GrammarComplete,  // the output is a whole sentence of the request's grammar and nothing may follow
   Cancelled,     // cancel() was called
   Error,         // the step that ran it failed (GenerationEvent::error says why)
 };
-// "stop_token", "stop_string", "length", "context_limit", "cancelled", "error".
+// "stop_token", "stop_string", "length", "context_limit", "grammar_complete", "cancelled", "error".
 const char* finish_reason_name(FinishReason reason);
 
 struct RequestStats {
@@ -125,6 +127,10 @@ struct GenerationRequest {
   int32_t logprobs = -1;         // of each sampled token, on its Token event
   int32_t prompt_logprobs = -1;  // of each prompt token after the first, on PromptLogprobs events
                                  // (every prompt position is computed, even ones a session holds)
+  // Structured output: every generated token keeps the text a prefix of a sentence of this grammar
+  // (compile_gbnf / compile_json_schema); stop tokens are allowed once it is a whole one. Needs the
+  // tokenizer. The logprobs reported stay those of the model's raw distribution.
+  std::shared_ptr<const Grammar> grammar;
   EventCallback on_event;                // may be empty
 };
 
@@ -156,6 +162,9 @@ struct EngineTotals {
   int64_t failed_steps = 0;
   // Speculative decoding: guesses checked and kept; drafter failures (the step ran without guesses).
   int64_t drafted_tokens = 0, accepted_tokens = 0, draft_failures = 0;
+  // Structured output: token masks computed, and the seconds they took.
+  int64_t grammar_masks = 0;
+  double grammar_mask_seconds = 0;
   // Prefix cache: prompt tokens in whole blocks that could have been shared, and those that were.
   int64_t prefix_lookup_tokens = 0, prefix_hit_tokens = 0;
 };
@@ -224,6 +233,7 @@ class Engine {
   bool evict_idle_session(SessionId keep);
   void release(RequestState& s);
   void finish(RequestState& s, FinishReason reason, std::vector<PendingEvent>& events);
+  int32_t sample_next(RequestState& s, std::span<const float> logits);
   void after_sample(RequestState& s, int32_t token, std::span<const float> logits, std::vector<PendingEvent>& events);
   bool wants_prompt_logprobs(const RequestState& s) const;
   void emit_prompt_logprobs(RequestState& s, const StepChunk& chunk, std::vector<PendingEvent>& events);
@@ -249,6 +259,9 @@ class Engine {
   StepStats last_step_;
   EngineTotals totals_;
   StepLogits logits_;  // reused between steps
+  std::shared_ptr<const class GrammarVocabulary> grammar_vocabulary_;  // built at the first grammar request
+  std::vector<float> masked_;  // a logits row with the grammar's refused tokens at -inf
+  std::vector<uint32_t> mask_;
 };
 
 }  // namespace sparq

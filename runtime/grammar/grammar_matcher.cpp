@@ -83,19 +83,64 @@ int32_t GrammarMatcher::advance(int32_t state, char32_t c) {
   return intern(std::move(out), 0, 0);
 }
 
+namespace {
+// Whether the class holds some code point in [lo, hi].
+bool class_meets(const CharClass& cls, char32_t lo, char32_t hi) {
+  if (!cls.negated) {
+    for (const auto& [a, b] : cls.ranges)
+      if (a <= hi && b >= lo) return true;
+    return false;
+  }
+  // Negated: look for a code point no range covers.
+  char32_t c = lo;
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (const auto& [a, b] : cls.ranges) {
+      if (a <= c && c <= b) {
+        if (b >= hi) return false;
+        c = b + 1;
+        moved = true;
+      }
+    }
+  }
+  return true;
+}
+}  // namespace
+
+// Midway through a UTF-8 character: keep the stacks whose next class can still match one of the
+// characters these bits begin (so a token ending inside a character is allowed only when a
+// completion exists); none left means the byte is refused.
+int32_t GrammarMatcher::partial_state(int32_t state, char32_t bits, int remaining, char32_t least) {
+  const char32_t lo = std::max<char32_t>(least, bits << (6 * remaining));
+  const char32_t hi = std::min<char32_t>((bits << (6 * remaining)) + ((char32_t{1} << (6 * remaining)) - 1), 0x10FFFF);
+  std::vector<Stack> keep;
+  for (const Stack& s : states_[static_cast<size_t>(state)]->stacks)
+    if (!s.empty() &&
+        class_meets(grammar_->classes[static_cast<size_t>(grammar_->code[static_cast<size_t>(s.back())].index)], lo, hi))
+      keep.push_back(s);
+  if (keep.empty()) return kDead;
+  return intern(std::move(keep), bits, remaining);
+}
+
 int32_t GrammarMatcher::compute_step(int32_t state, uint8_t b) {
   const State& st = *states_[static_cast<size_t>(state)];
   if (!st.live) return kDead;
   if (st.remaining > 0) {
     if ((b & 0xC0) != 0x80) return kDead;
+    // The first continuation byte rules out overlong forms and surrogates (as UTF-8 decoders do:
+    // E0 80..9F, ED A0..BF, F0 80..8F and F4 90..BF decode to U+FFFD).
+    if (st.remaining == 2 && st.partial <= 0xF && ((st.partial == 0 && b < 0xA0) || (st.partial == 0xD && b > 0x9F)))
+      return kDead;
+    if (st.remaining == 3 && ((st.partial == 0 && b < 0x90) || (st.partial == 4 && b > 0x8F))) return kDead;
     const char32_t c = (st.partial << 6) | (b & 0x3F);
-    if (st.remaining > 1) return intern(st.stacks, c, st.remaining - 1);
+    if (st.remaining > 1) return partial_state(state, c, st.remaining - 1, 0);
     return advance(state, c);
   }
   if (b < 0x80) return advance(state, b);
-  if (b >= 0xC2 && b <= 0xDF) return intern(st.stacks, b & 0x1F, 1);
-  if (b >= 0xE0 && b <= 0xEF) return intern(st.stacks, b & 0x0F, 2);
-  if (b >= 0xF0 && b <= 0xF4) return intern(st.stacks, b & 0x07, 3);
+  // A lead byte: the character is at least the smallest its length may encode.
+  if (b >= 0xC2 && b <= 0xDF) return partial_state(state, b & 0x1F, 1, 0x80);
+  if (b >= 0xE0 && b <= 0xEF) return partial_state(state, b & 0x0F, 2, 0x800);
+  if (b >= 0xF0 && b <= 0xF4) return partial_state(state, b & 0x07, 3, 0x10000);
   return kDead;  // a continuation byte out of place, or a byte UTF-8 never uses
 }
 

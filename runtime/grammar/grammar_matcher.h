@@ -51,6 +51,7 @@ class GrammarMatcher {
   int32_t advance(int32_t state, char32_t c);
   int32_t step(int32_t state, uint8_t byte);
   int32_t compute_step(int32_t state, uint8_t byte);
+  int32_t partial_state(int32_t state, char32_t bits, int remaining, char32_t least);
   void forget_states_but_current();
 
   std::shared_ptr<const Grammar> grammar_;
