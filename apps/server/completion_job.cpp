@@ -163,6 +163,7 @@ void CompletionJob::submit_all() {
       GenerationRequest r;
       r.prompt = prompts_[p];
       r.sampling = gen_.sampling;
+      r.grammar = gen_.grammar;
       // Choices of one request differ (each its own seed); a given seed makes the whole response reproducible.
       r.sampling.seed = gen_.seed_given ? gen_.sampling.seed + static_cast<uint64_t>(j) : random_u64();
       for (const auto& [id, bias] : gen_.logit_bias) r.sampling.logit_bias.emplace_back(static_cast<int32_t>(id), bias);

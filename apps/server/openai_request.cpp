@@ -4,6 +4,8 @@
 #include <limits>
 
 #include "apps/server/api_error.h"
+#include "runtime/core/error.h"
+#include "runtime/grammar/structured_output.h"
 
 namespace sparq::server {
 
@@ -143,7 +145,31 @@ GenerationFields parse_generation(const Json& body, bool chat) {
   if (auto* v = field(body, "response_format")) {
     if (!v->is_object() || !v->contains("type") || !(*v)["type"].is_string())
       invalid_type("response_format", "an object with a string 'type'");
-    if ((*v)["type"] != "text") unsupported("response_format", "response_format '" + (*v)["type"].get<std::string>() + "' is not supported");
+    const std::string type = (*v)["type"].get<std::string>();
+    if (type == "json_object") {
+      g.grammar = json_object_grammar();
+    } else if (type == "json_schema") {
+      const Json* js = field(*v, "json_schema");
+      if (!js || !js->is_object()) invalid_type("response_format.json_schema", "an object with a 'schema'");
+      const Json* schema = field(*js, "schema");
+      if (!schema) invalid_value("response_format.json_schema.schema", "the schema is missing");
+      try {
+        g.grammar = compile_json_schema(*schema);
+      } catch (const Error& e) {
+        invalid_value("response_format.json_schema.schema", e.what());
+      }
+    } else if (type != "text") {
+      unsupported("response_format", "response_format '" + type + "' is not supported (text, json_object, json_schema)");
+    }
+  }
+  // vLLM's extension: a grammar in GBNF.
+  if (auto* v = field(body, "guided_grammar")) {
+    if (g.grammar) invalid_value("guided_grammar", "guided_grammar and a JSON response_format exclude each other");
+    try {
+      g.grammar = compile_gbnf(string_of(*v, "guided_grammar"));
+    } catch (const Error& e) {
+      invalid_value("guided_grammar", e.what());
+    }
   }
   if (auto* v = field(body, "tools"); v && !(v->is_array() && v->empty())) unsupported("tools", "tool calling is not supported");
   return g;

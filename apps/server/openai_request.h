@@ -6,6 +6,7 @@
 // implemented (suffix, best_of > n, tools) are refused by name rather than silently ignored.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "runtime/engine/sampler.h"
+#include "runtime/grammar/grammar.h"
 
 namespace sparq::server {
 
@@ -45,6 +47,8 @@ struct GenerationFields {
   bool stream = false;
   bool include_usage = false;           // stream_options.include_usage
   int32_t logprobs = -1;                // alternatives per token; -1 = no logprobs
+  // response_format json_object / json_schema, or guided_grammar (GBNF): compiled while parsing.
+  std::shared_ptr<const Grammar> grammar;
 };
 
 struct ChatRequest {

@@ -1,5 +1,6 @@
 #include "runtime/grammar/gbnf_parser.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 
@@ -263,6 +264,12 @@ class GbnfParser {
     return v;
   }
 
+  // Repetitions copy their item; nested ones multiply, so the copies are counted and bounded.
+  void count_symbols(int64_t n) {
+    symbols_ += n;
+    if (symbols_ > kMaxSymbols) error("the grammar expands to more than " + std::to_string(kMaxSymbols) + " symbols");
+  }
+
   void apply_repetition(Sequence& seq, size_t last_item) {
     const Sequence item(seq.begin() + static_cast<std::ptrdiff_t>(last_item), seq.end());
     seq.resize(last_item);
@@ -288,6 +295,7 @@ class GbnfParser {
       ++pos_;
       if (hi >= 0 && hi < lo) error("a repetition's maximum is below its minimum");
     }
+    count_symbols(static_cast<int64_t>(item.size() + 1) * (std::max<int64_t>(lo, hi) + 1));
     for (int64_t i = 0; i < lo; ++i) seq.insert(seq.end(), item.begin(), item.end());
     if (hi < 0) {
       // star ::= item star | (empty): right recursion, so the matcher's stacks do not grow.
@@ -368,8 +376,10 @@ class GbnfParser {
     return g;
   }
 
+  static constexpr int64_t kMaxSymbols = int64_t{1} << 21;
   std::string_view text_;
   size_t pos_ = 0;
+  int64_t symbols_ = 0;
   std::map<std::string, int32_t> ids_;
   std::vector<std::string> names_;
   std::vector<bool> defined_;

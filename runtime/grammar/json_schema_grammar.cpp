@@ -338,6 +338,7 @@ class PatternConverter {
         char32_t hi = 0;
         if (peek() == '\\') {
           ++pos_;
+          if (!more()) bad("unterminated [");
           hi = static_cast<char32_t>(re_[pos_++]);
         } else {
           hi = utf8();

@@ -4,6 +4,7 @@
 
 #include "apps/server/api_error.h"
 #include "apps/server/openai_request.h"
+#include "runtime/grammar/grammar_matcher.h"
 
 using namespace sparq::server;
 
@@ -101,7 +102,13 @@ TEST_CASE("bad requests name the offending field", "[server]") {
       {chat, R"({"messages":[{"role":"user","content":"x"}],"logit_bias":{"a":1}})", "logit_bias", "invalid_value"},
       {chat, R"({"messages":[{"role":"user","content":"x"}],"logit_bias":{"3":101}})", "logit_bias.3", "invalid_value"},
       {chat, R"({"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}})", "stream_options", "invalid_value"},
-      {chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})", "response_format", "unsupported_parameter"},
+      {chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}})", "response_format", "unsupported_parameter"},
+      {chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}})", "response_format.json_schema", "invalid_type"},
+      {chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a"}}})", "response_format.json_schema.schema", "invalid_value"},
+      {chat, R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"schema":{"not":{}}}}})", "response_format.json_schema.schema", "invalid_value"},
+      {completion, R"({"prompt":"x","guided_grammar":"root ::= foo"})", "guided_grammar", "invalid_value"},
+      {completion, R"({"prompt":"x","guided_grammar":"root ::= ((\"a\"{1000}){1000}){1000}"})", "guided_grammar", "invalid_value"},
+      {completion, R"({"prompt":"x","guided_grammar":5})", "guided_grammar", "invalid_type"},
       {chat, R"({"messages":[{"role":"user","content":"x"}],"model":3})", "model", "invalid_type"},
       {completion, R"({"max_tokens":3})", "prompt", "missing_required_parameter"},
       {completion, R"({"prompt":5})", "prompt", "invalid_type"},
@@ -121,6 +128,20 @@ TEST_CASE("bad requests name the offending field", "[server]") {
     CHECK(e.param == c.param);
     CHECK(e.code == c.code);
   }
+}
+
+TEST_CASE("response_format and guided_grammar compile the request's grammar", "[server]") {
+  CHECK(!parse_chat_request(R"({"messages":[{"role":"user","content":"x"}]})").gen.grammar);
+  CHECK(!parse_chat_request(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})").gen.grammar);
+  CHECK(parse_chat_request(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})").gen.grammar);
+  const auto r = parse_chat_request(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema",
+      "json_schema":{"name":"p","strict":true,"schema":{"type":"object","properties":{"b":{"type":"integer"},"a":{"type":"integer"}},
+      "required":["b","a"],"additionalProperties":false}}}})");
+  REQUIRE(r.gen.grammar);
+  // The declared order (b before a) is kept from the request body.
+  CHECK(sparq::GrammarMatcher::matches(*r.gen.grammar, R"({"b":1,"a":2})"));
+  CHECK(!sparq::GrammarMatcher::matches(*r.gen.grammar, R"({"a":2,"b":1})"));
+  CHECK(parse_completion_request(R"({"prompt":"x","guided_grammar":"root ::= \"yes\" | \"no\""})").gen.grammar);
 }
 
 TEST_CASE("deep nesting is refused before it is built", "[server]") {
