@@ -40,7 +40,7 @@ void run_grammar(const GrammarArgs& a) {
     nlohmann::ordered_json schema;
     try {
       schema = nlohmann::ordered_json::parse(read_text(a.json_schema, "--json-schema"));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       fail("--json-schema ", a.json_schema, ": not valid JSON: ", e.what());
     }
     gbnf = json_schema_to_gbnf(schema);

@@ -16,7 +16,7 @@ std::shared_ptr<const Grammar> compile_json_schema_text(std::string_view text, s
   nlohmann::ordered_json schema;
   try {
     schema = nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail(source, ": not valid JSON: ", e.what());
   }
   return compile_json_schema(schema);
