@@ -28,6 +28,7 @@
 #include "apps/cmd_generate.h"
 #include "apps/commands.h"
 #include "apps/interrupt_signal.h"
+#include "apps/grammar_flags.h"
 #include "apps/line_editor.h"
 #include "apps/speculation.h"
 #include "runtime/chat/chat_conversation.h"
@@ -61,6 +62,7 @@ struct ChatArgs {
   bool ignore_eos = false;
   SamplingParams sampling = chat_sampling_defaults();
   SpeculationArgs spec;
+  GrammarFlags grammar;  // every answer matches it
 };
 
 constexpr const char* kHelp =
@@ -97,6 +99,7 @@ class ChatLoop {
   ChatConversation conversation_;
   std::unique_ptr<KvStorage> kv_;
   std::unique_ptr<Speculation> speculation_;  // outlives the engine that uses its drafter
+  std::shared_ptr<const Grammar> grammar_;    // --grammar / --json-schema: every answer matches it
   std::unique_ptr<Engine> engine_;
   SessionId session_ = 0;
   int64_t context_ = 0;
@@ -132,6 +135,7 @@ ChatLoop::ChatLoop(const ChatArgs& a)
          " tokens (lower -n or raise --ctx)");
   options.context_length = context_;
   kv_ = model_.kv_storage_for_positions(context_);
+  grammar_ = load_grammar_flags(a.grammar);
   speculation_ = prepare_speculation(a.spec, a.load, *tokenizer_.tokenizer,
                                      model_.graph->widths[static_cast<size_t>(model_.graph->logits)], context_, options);
   engine_ = std::make_unique<Engine>(*model_.prepared, *kv_, tokenizer_.tokenizer.get(), options);
@@ -275,6 +279,7 @@ void ChatLoop::answer(const std::string& user) {
   GenerationRequest request;
   request.prompt = std::move(*ids);
   request.sampling = args_.sampling;
+  request.grammar = grammar_;
   request.max_tokens = answer_tokens_;
   request.use_default_stop_tokens = !args_.ignore_eos;
   request.session = session_;
@@ -357,6 +362,7 @@ void add_chat_command(CLI::App& app) {
   add_sampling_flags(*cmd, a->sampling);  // the same flags and checks as generate
   add_backend_flags(*cmd, a->load);
   add_speculation_flags(*cmd, a->spec);
+  add_grammar_flags(*cmd, a->grammar);
   // For tests and debugging.
   cmd->add_option("--log-prompt", a->log_prompt, "Append each turn's messages and rendered prompt (JSON lines) to FILE")
       ->group("");

@@ -100,3 +100,69 @@ def test_xgrammar_agrees_except_where_the_oracles_differ(tmp_path):
         for text, ours in zip(texts, got):
             assert ours == xgrammar_accepts("gbnf", grammar, text), (grammar, text)
     assert disagreements == ['"a\\nb"', '"xaby"'], disagreements
+
+
+# ---- generation under a grammar ------------------------------------------------------------
+
+PERSON = {"type": "object", "properties": {
+    "name": {"type": "string", "maxLength": 20},
+    "age": {"type": "integer", "minimum": 0, "maximum": 120},
+    "tags": {"type": "array", "items": {"enum": ["kind", "proud", "rich"]}, "maxItems": 3}},
+    "required": ["name", "age"], "additionalProperties": False}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("grammar") / "demo.sparq"
+    run_sparq("convert", REPO / "models" / "demo" / "bf16", "-o", path, "-q")
+    return path
+
+
+def generate(model, tmp_path, flag, spec, *extra):
+    f = tmp_path / "spec"
+    f.write_text(spec if isinstance(spec, str) else json.dumps(spec), encoding="utf-8")
+    r = run_sparq("generate", "-m", model, "-p", "Mr. Darcy was", "-n", "96", "--threads", "2", "--json", flag, f,
+                  *extra)
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("sampling", [[], ["--temp", "1.0", "--seed", "1"], ["--temp", "1.2", "--seed", "7"]])
+def test_generated_json_follows_the_schema(demo, tmp_path, sampling):
+    out = generate(demo, tmp_path, "--json-schema", PERSON, *sampling)
+    assert out["finish_reason"] == "grammar_complete", out
+    value = json.loads(out["text"])
+    assert set(value) <= {"name", "age", "tags"} and 0 <= value["age"] <= 120 and len(value["name"]) <= 20
+    oracle = llguidance.grammar_from("json_schema", json.dumps({**PERSON, "x-guidance": COMPACT}))
+    assert llguidance_accepts(oracle, out["text"])
+    assert out["grammar"]["masks"] == len(out["ids"]) and out["grammar"]["mask_ms_per_token"] > 0
+
+
+def test_generated_text_follows_a_gbnf_grammar(demo, tmp_path):
+    grammar = 'root ::= "She said: " ( [a-z]+ " " ){2,4} ( "yes" | "no" ) "."'
+    out = generate(demo, tmp_path, "--grammar", grammar, "--temp", "0.9", "--seed", "3")
+    assert out["finish_reason"] == "grammar_complete"
+    assert llguidance_accepts(llguidance.grammar_from("gbnf", grammar), out["text"]), out["text"]
+
+
+@pytest.mark.parametrize("flag,spec,message", [
+    ("--json-schema", {"type": "string", "format": "email"}, "format: string formats are not supported"),
+    ("--json-schema", {"not": {}}, "'not' is not supported"),
+    ("--json-schema", "{broken", "not valid JSON"),
+    ("--grammar", "root ::= missing", "rule 'missing' is used but never defined"),
+])
+def test_bad_grammars_are_refused_by_name(demo, tmp_path, flag, spec, message):
+    f = tmp_path / "spec"
+    f.write_text(spec if isinstance(spec, str) else json.dumps(spec), encoding="utf-8")
+    r = run_sparq("generate", "-m", demo, "-p", "x", "-n", "2", flag, f, check=False)
+    assert r.returncode != 0 and message in r.stderr and flag in r.stderr, r.stderr
+
+
+def test_chat_answers_follow_the_schema(demo, tmp_path):
+    f = tmp_path / "person.json"
+    f.write_text(json.dumps(PERSON))
+    r = run_sparq("chat", "-m", demo, "--json-schema", f, "-n", "96", "--threads", "2",
+                  input="Describe Mr. Darcy.\nAnd Elizabeth?\n")
+    answers = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    assert len(answers) == 2, r.stdout
+    for a in answers:
+        assert json.loads(a)["age"] <= 120

@@ -939,3 +939,48 @@ def test_full_queue_gets_429(demo_model):
         assert s.get("/health").status_code == 200
         r = s.post("/v1/completions", {"prompt": "Hello", "max_tokens": 2})
         assert r.status_code == 200, r.text
+
+
+# ---------------------------------------------------------------------------------------------------
+# structured output
+
+
+PERSON_SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 16},
+                                                  "age": {"type": "integer", "minimum": 0, "maximum": 120}},
+                 "required": ["name", "age"], "additionalProperties": False}
+
+
+def test_response_format_json_schema_and_json_object(client):
+    for seed in (1, 2):
+        r = client.chat.completions.create(
+            model=DEMO_NAME, messages=[{"role": "user", "content": "Describe Mr. Darcy."}], max_tokens=96,
+            temperature=1.0, seed=seed,
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA}})
+        value = json.loads(r.choices[0].message.content)
+        assert list(value) == ["name", "age"] and 0 <= value["age"] <= 120 and len(value["name"]) <= 16
+        assert r.choices[0].finish_reason == "stop"
+    r = client.chat.completions.create(model=DEMO_NAME, messages=[{"role": "user", "content": "Hi"}], max_tokens=64,
+                                       temperature=0, response_format={"type": "json_object"})
+    text = r.choices[0].message.content
+    assert text.startswith("{")
+    if r.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(text), dict)
+
+
+def test_guided_grammar_constrains_completions(server):
+    body = {"prompt": "The answer is", "max_tokens": 16, "temperature": 0.8, "seed": 4, "n": 3,
+            "guided_grammar": 'root ::= " " ( "yes" | "no" ) "."'}
+    r = server.post("/v1/completions", body)
+    assert r.status_code == 200, r.text
+    assert {c["text"] for c in r.json()["choices"]} <= {" yes.", " no."}
+
+
+def test_bad_response_formats_name_the_parameter(server):
+    msgs = [{"role": "user", "content": "x"}]
+    expect_error(server.post("/v1/chat/completions", {"messages": msgs, "response_format": {
+        "type": "json_schema", "json_schema": {"schema": {"type": "string", "format": "date"}}}}),
+        400, "invalid_request_error", param="response_format.json_schema.schema")
+    expect_error(server.post("/v1/chat/completions", {"messages": msgs, "response_format": {"type": "yaml"}}),
+                 400, "invalid_request_error", param="response_format")
+    expect_error(server.post("/v1/completions", {"prompt": "x", "guided_grammar": "root ::= ("}),
+                 400, "invalid_request_error", param="guided_grammar")
