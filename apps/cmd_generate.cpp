@@ -122,7 +122,8 @@ void run_generate(const GenerateArgs& a) {
     if (grammar) {
       const EngineTotals& t = engine.totals();
       j["grammar"] = {{"masks", t.grammar_masks},
-                      {"mask_ms_per_token", t.grammar_masks ? 1e3 * t.grammar_mask_seconds / static_cast<double>(t.grammar_masks) : 0.0}};
+                      {"mask_ms_per_token", t.grammar_masks ? 1e3 * t.grammar_mask_seconds / static_cast<double>(t.grammar_masks) : 0.0},
+                      {"mask_ms_max", 1e3 * t.grammar_mask_max_seconds}};
     }
     if (spec)
       j["speculation"] = {{"method", spec->drafter->name()},
@@ -138,8 +139,10 @@ void run_generate(const GenerateArgs& a) {
                  prompt.size(), prefill_tps, ttft, ids.size(), decode_tps, finish_reason_name(finished.reason));
     if (finished.reason == FinishReason::Error) std::fprintf(stderr, "[error: %s]\n", finished.error.c_str());
     if (grammar && engine.totals().grammar_masks > 0)
-      std::fprintf(stderr, "[grammar: %lld token masks, %.3f ms each]\n", static_cast<long long>(engine.totals().grammar_masks),
-                   1e3 * engine.totals().grammar_mask_seconds / static_cast<double>(engine.totals().grammar_masks));
+      std::fprintf(stderr, "[grammar: %lld token masks, %.3f ms each, slowest %.3f ms]\n",
+                   static_cast<long long>(engine.totals().grammar_masks),
+                   1e3 * engine.totals().grammar_mask_seconds / static_cast<double>(engine.totals().grammar_masks),
+                   1e3 * engine.totals().grammar_mask_max_seconds);
     if (spec) std::fprintf(stderr, "[speculation: %s]\n", speculation_summary(st.drafted_tokens, st.accepted_tokens).c_str());
   }
 }

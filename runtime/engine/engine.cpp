@@ -322,7 +322,9 @@ int32_t Engine::sample_next(RequestState& s, std::span<const float> logits) {
     any |= ok;
   }
   ++totals_.grammar_masks;
-  totals_.grammar_mask_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  totals_.grammar_mask_seconds += took;
+  totals_.grammar_mask_max_seconds = std::max(totals_.grammar_mask_max_seconds, took);
   if (!any) fail("the grammar allows no token here (the vocabulary cannot spell what it needs next)");
   return s.sampler.sample(masked_, s.tokens);
 }

@@ -162,9 +162,9 @@ struct EngineTotals {
   int64_t failed_steps = 0;
   // Speculative decoding: guesses checked and kept; drafter failures (the step ran without guesses).
   int64_t drafted_tokens = 0, accepted_tokens = 0, draft_failures = 0;
-  // Structured output: token masks computed, and the seconds they took.
+  // Structured output: token masks computed, the seconds they took, and the slowest one.
   int64_t grammar_masks = 0;
-  double grammar_mask_seconds = 0;
+  double grammar_mask_seconds = 0, grammar_mask_max_seconds = 0;
   // Prefix cache: prompt tokens in whole blocks that could have been shared, and those that were.
   int64_t prefix_lookup_tokens = 0, prefix_hit_tokens = 0;
 };

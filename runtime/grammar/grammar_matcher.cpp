@@ -11,6 +11,8 @@ namespace {
 constexpr size_t kMaxStacks = 4096;
 // Interned states kept before the table starts afresh from the current one (about 1 KiB each).
 constexpr size_t kMaxStates = 32768;
+// Masks kept (each vocabulary / 8 bytes: 32 KiB for 256k tokens).
+constexpr size_t kMaxMasks = 64;
 }  // namespace
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocabulary> vocabulary)
@@ -166,6 +168,7 @@ void GrammarMatcher::forget_states_but_current() {
   const int remaining = cur.remaining;
   states_.clear();
   index_.clear();
+  masks_.clear();
   current_ = intern(std::move(stacks), partial, remaining);
 }
 
@@ -174,6 +177,10 @@ bool GrammarMatcher::can_continue() const { return states_[static_cast<size_t>(c
 
 void GrammarMatcher::allowed_tokens(std::vector<uint32_t>& mask) {
   if (states_.size() > kMaxStates) forget_states_but_current();
+  if (auto it = masks_.find(current_); it != masks_.end()) {
+    mask = it->second;
+    return;
+  }
   const GrammarVocabulary& v = *vocabulary_;
   mask.assign((v.size() + 31) / 32, 0);
   const auto& nodes = v.nodes();
@@ -196,6 +203,8 @@ void GrammarMatcher::allowed_tokens(std::vector<uint32_t>& mask) {
       if (child.children) todo.push_back({c, next});
     }
   }
+  if (masks_.size() >= kMaxMasks) masks_.clear();
+  masks_.emplace(current_, mask);
 }
 
 bool GrammarMatcher::accept_bytes(std::string_view bytes) {

@@ -34,6 +34,7 @@ class GrammarMatcher {
   static bool matches(const Grammar& grammar, std::string_view text);
 
   size_t states() const { return states_.size(); }
+  size_t cached_masks() const { return masks_.size(); }
 
  private:
   using Stack = std::vector<int32_t>;  // positions in Grammar::code; the back is the top
@@ -58,6 +59,9 @@ class GrammarMatcher {
   std::shared_ptr<const GrammarVocabulary> vocabulary_;
   std::vector<std::unique_ptr<State>> states_;
   std::unordered_map<std::string, int32_t> index_;
+  // Masks of states seen before: inside a JSON string or a [a-z]* run every character leads back
+  // to the same state, so after the first token there the mask is a copy.
+  std::unordered_map<int32_t, std::vector<uint32_t>> masks_;
   int32_t current_ = 0;
 };
 
