@@ -62,3 +62,14 @@ def any_fixture():
     if not dirs:
         pytest.fail("no fixtures under tests/fixtures")
     return dirs[0]
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory):
+    """The bundled demo model (models/demo) converted once per session: {"bf16": path, "w8a8": path}."""
+    d = tmp_path_factory.mktemp("demo")
+    out = {}
+    for name in ("bf16", "w8a8"):
+        out[name] = d / f"demo-{name}.sparq"
+        run_sparq("convert", REPO / "models" / "demo" / name, "-o", out[name], "-q")
+    return out

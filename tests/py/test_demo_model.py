@@ -14,16 +14,6 @@ RECORD = json.loads((DEMO / "perplexity.json").read_text())
 PROMPT = "It was a fine morning, and"
 
 
-@pytest.fixture(scope="module")
-def demo_models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("demo")
-    out = {}
-    for name in ("bf16", "w8a8"):
-        out[name] = d / f"demo-{name}.sparq"
-        run_sparq("convert", DEMO / name, "-o", out[name])
-    return out
-
-
 def perplexity(model, *extra):
     r = run_sparq("perplexity", "-m", model, "-f", DEMO / "heldout.txt", "--ctx", RECORD["ctx"], "--threads", "2",
                   "--json", *extra)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import REPO, run_sparq
+from conftest import run_sparq
 from grammar_corpus import GRAMMARS, SCHEMAS
 
 llguidance = pytest.importorskip("llguidance")
@@ -112,10 +112,8 @@ PERSON = {"type": "object", "properties": {
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("grammar") / "demo.sparq"
-    run_sparq("convert", REPO / "models" / "demo" / "bf16", "-o", path, "-q")
-    return path
+def demo(demo_models):
+    return demo_models["bf16"]
 
 
 def generate(model, tmp_path, flag, spec, *extra):

@@ -17,13 +17,8 @@ REPETITIVE = ("Mr. Darcy said to Elizabeth that he was sorry. Mr. Darcy said to 
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    d = tmp_path_factory.mktemp("spec")
-    out = {}
-    for name in ("bf16", "w8a8"):
-        out[name] = d / f"demo-{name}.sparq"
-        run_sparq("convert", DEMO / name, "-o", out[name], "-q")
-    return out
+def demo(demo_models):
+    return demo_models
 
 
 def generate(model, prompt, *flags, n=48):
