@@ -30,9 +30,30 @@ std::unique_ptr<KvStorage> LoadedModel::kv_storage_for_bytes(uint64_t budget_byt
   return backend->create_kv_storage(kv_geometry(), budget_bytes);
 }
 
+std::optional<DType> kv_dtype_from_scheme(const nlohmann::json& s) {
+  if (s.is_null()) return std::nullopt;
+  if (!s.is_object()) fail("kv_cache_scheme must be an object or null");
+  const std::string type = s.value("type", std::string());
+  const int bits = s.contains("num_bits") && s["num_bits"].is_number_integer() ? s["num_bits"].get<int>() : 0;
+  // Scales: the checkpoint's are calibrated per tensor; the cache keeps its own per head and
+  // position (absmax), which bounds the error at least as tightly.
+  if (type == "float" && bits == 8) return DType::F8_E4M3;
+  if (type == "int" && bits == 8) return DType::I8;
+  fail("kv_cache_scheme ", s.dump(), " has no KV cache dtype here (8-bit float or int are supported)");
+}
+
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  LoadedModel m{ModelFile::open(path), nullptr, nullptr, nullptr, {}, 0, options.kv_dtype};
+  LoadedModel m{ModelFile::open(path), nullptr, nullptr, nullptr, {}, 0, DType::F32};
+  if (options.kv_dtype) {
+    m.kv_dtype = *options.kv_dtype;
+  } else if (m.file.metadata().contains("kv_cache_scheme")) {
+    try {
+      m.kv_dtype = kv_dtype_from_scheme(m.file.metadata()["kv_cache_scheme"]).value_or(DType::F32);
+    } catch (const Error& e) {
+      fail(path, ": ", e.what(), " (choose one with --kv-dtype)");
+    }
+  }
   m.graph = std::make_unique<const Graph>(build_model_graph(m.file));
   BackendOptions backend_options = options.backend_options;
   const std::string backend_name = parse_backend_spec(options.backend, backend_options);

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "runtime/graph/backend.h"
@@ -16,8 +18,14 @@ namespace sparq {
 struct LoadOptions {
   std::string backend = "auto";  // a backend_registry() name, or "auto"
   BackendOptions backend_options;
-  DType kv_dtype = DType::F32;   // how the KV cache stores keys and values (--kv-dtype)
+  // How the KV cache stores keys and values (--kv-dtype); unset: what the checkpoint's
+  // kv_cache_scheme asks for (8-bit float -> fp8, 8-bit int -> int8), else f32.
+  std::optional<DType> kv_dtype;
 };
+
+// The KV dtype a file's kv_cache_scheme (compressed-tensors) stands for; nullopt when it has none.
+// Throws sparq::Error for a scheme no KV dtype here can hold (e.g. 4-bit).
+std::optional<DType> kv_dtype_from_scheme(const nlohmann::json& kv_cache_scheme);
 
 struct LoadedModel {
   ModelFile file;

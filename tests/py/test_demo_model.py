@@ -109,6 +109,29 @@ def test_kv_dtype_flag_is_checked(demo_models):
     assert j["kv_bytes_per_token"] * 4 * head_dim == f32["kv_bytes_per_token"] * (head_dim + 4)
 
 
+@pytest.mark.parametrize("scheme,expect", [
+    ({"num_bits": 8, "type": "float", "strategy": "tensor", "dynamic": False, "symmetric": True}, "fp8"),
+    ({"num_bits": 8, "type": "int", "strategy": "tensor", "dynamic": False, "symmetric": True}, "int8"),
+    ({"num_bits": 4, "type": "int", "strategy": "tensor", "dynamic": False, "symmetric": True}, None),
+])
+def test_checkpoint_kv_cache_scheme_sets_the_default_kv_dtype(tmp_path, scheme, expect):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(DEMO / "w8a8", ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["quantization_config"]["kv_cache_scheme"] = scheme
+    (ckpt / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "kv.sparq"
+    run_sparq("convert", ckpt, "-o", out, "-q")
+    bench = ("bench", out, "-p", "8", "-n", "2", "--json")
+    if expect is None:
+        r = run_sparq(*bench, check=False)
+        assert r.returncode != 0 and "kv_cache_scheme" in r.stderr and "--kv-dtype" in r.stderr, r.stderr
+    else:
+        assert json.loads(run_sparq(*bench).stdout)["kv_dtype"] == expect
+    # --kv-dtype overrides the checkpoint's choice
+    assert json.loads(run_sparq(*bench, "--kv-dtype", "f32").stdout)["kv_dtype"] == "f32"
+
+
 def test_convert_refuses_unknown_head_choice(tmp_path):
     r = run_sparq("convert", DEMO / "w8a8", "-o", tmp_path / "x.sparq", "--head", "int4", check=False)
     assert r.returncode != 0 and "--head" in r.stderr, r.stderr
