@@ -52,6 +52,7 @@ struct Engine::RequestState {
 
   SeqId seq = -1;          // the cache sequence while admitted
   std::vector<int32_t> fed;  // a speculating step's input: the last sampled id, then the guesses
+  int64_t draft_window = 0;  // guesses to ask for next (adapts to how many were kept; 0 = not set)
   bool decoding = false;   // the last token was just sampled; it is fed alone as a decode token
   bool cancelled = false;
   bool started = false;   // admitted at least once
@@ -448,7 +449,8 @@ void Engine::add_drafts(std::vector<Planned>& plan, int64_t budget, int64_t free
     if (!s.decoding || budget <= 0 || s.grammar) continue;  // guesses would bypass the grammar's mask
     const auto length = static_cast<int64_t>(s.tokens.size());
     // Feeding k guesses writes positions up to length + k - 1, and keeping them all samples one more.
-    int64_t k = std::min<int64_t>({options_.draft_tokens, budget, max_sequence_tokens() - length});
+    if (s.draft_window == 0) s.draft_window = options_.draft_tokens;
+    int64_t k = std::min<int64_t>({s.draft_window, budget, max_sequence_tokens() - length});
     if (s.max_tokens > 0) k = std::min(k, s.max_tokens - s.generated() - 1);
     if (k <= 0) continue;
     budget -= k;
@@ -509,6 +511,10 @@ void Engine::verify_drafts(RequestState& s, const StepChunk& chunk, std::vector<
   s.tokens.resize(length);
   const auto kept = static_cast<int64_t>(out.size()) - 1;
   blocks_.truncate(s.seq, static_cast<int64_t>(length) + kept);
+  // The next window: doubled after a step that kept every guess, halved after one that kept none
+  // (guesses that are rejected cost a row each), within 1..draft_tokens.
+  if (kept == guesses) s.draft_window = std::min<int64_t>(options_.draft_tokens, 2 * s.draft_window);
+  else if (kept == 0) s.draft_window = std::max<int64_t>(1, s.draft_window / 2);
   s.stats.drafted_tokens += guesses;
   s.stats.accepted_tokens += kept;
   totals_.drafted_tokens += guesses;

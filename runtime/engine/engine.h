@@ -27,7 +27,8 @@
 // when all are kept the last row gives one more. So greedy output equals plain decoding token for
 // token and sampled output follows the same distribution; the cache positions of rejected guesses
 // are cut off. Guesses take only the step budget prefills leave and never push a sequence past
-// max_tokens or its context.
+// max_tokens or its context. Each sequence asks for fewer guesses after a step that kept none and
+// for more after one that kept all (up to draft_tokens).
 //
 // Not thread-safe: one thread calls submit/step/cancel (EngineService wraps it for many callers).
 // Event callbacks run inside step() after the step's bookkeeping is done, so they may call submit()
