@@ -498,15 +498,24 @@ void Engine::verify_drafts(RequestState& s, const StepChunk& chunk, std::vector<
     return std::span<const float>(logits_.row(chunk.first_logit_row + i), static_cast<size_t>(vocab_));
   };
   // The history the penalties see grows with each verdict, exactly as in plain decoding.
-  for (int64_t i = 0; i <= guesses; ++i) {
-    if (i == guesses) {
-      out.push_back(s.sampler.sample(row(i), s.tokens));
-      break;
+  try {
+    for (int64_t i = 0; i <= guesses; ++i) {
+      if (i == guesses) {
+        out.push_back(s.sampler.sample(row(i), s.tokens));
+        break;
+      }
+      const Sampler::Verdict v = s.sampler.verify(row(i), s.tokens, fed[static_cast<size_t>(i + 1)]);
+      out.push_back(v.token);
+      s.tokens.push_back(v.token);
+      if (!v.accepted) break;
     }
-    const Sampler::Verdict v = s.sampler.verify(row(i), s.tokens, fed[static_cast<size_t>(i + 1)]);
-    out.push_back(v.token);
-    s.tokens.push_back(v.token);
-    if (!v.accepted) break;
+  } catch (const std::exception& e) {
+    // As a sampling failure in plain decoding: this request ends with the error, the others go on.
+    s.tokens.resize(length);
+    blocks_.truncate(s.seq, static_cast<int64_t>(length) - 1);
+    finish(s, FinishReason::Error, events);
+    events.back().second.error = e.what();
+    return;
   }
   s.tokens.resize(length);
   const auto kept = static_cast<int64_t>(out.size()) - 1;
@@ -599,7 +608,8 @@ bool Engine::step() {
   }
 
   for (Planned& p : plan) p.s->fed.clear();
-  if (options_.drafter && last_step_.preempted == 0) add_drafts(plan, prefill_budget, free_blocks());
+  // Guesses take no blocks that admission keeps for prompts still being read.
+  if (options_.drafter && last_step_.preempted == 0) add_drafts(plan, prefill_budget, std::min(free_blocks(), room));
 
   // Reserve, run, commit: the engine describes the whole step; the backend only computes it.
   std::vector<SequenceChunk> chunks;

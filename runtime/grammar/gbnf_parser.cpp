@@ -232,11 +232,13 @@ class GbnfParser {
         seq.push_back({GrammarSymbol::Kind::Rule, rule_id(name)});
         have_item = true;
       } else if (c == '(') {
+        if (++depth_ > kMaxNesting) error("groups nest more than " + std::to_string(kMaxNesting) + " deep");
         ++pos_;
         skip_space(true);
         Alternatives inner = parse_alternatives(true);
         if (peek() != ')') error("expected ')'");
         ++pos_;
+        --depth_;
         last_item = seq.size();
         seq.push_back({GrammarSymbol::Kind::Rule, helper_rule(std::move(inner))});
         have_item = true;
@@ -343,18 +345,28 @@ class GbnfParser {
           starts[r].push_back(s.index);
           if (!nullable[static_cast<size_t>(s.index)]) break;
         }
+    // Depth-first with an explicit stack (a chain of many rules must not exhaust the call stack).
     std::vector<int> mark(n, 0);  // 0 new, 1 on the path, 2 done
-    std::function<void(size_t)> visit = [&](size_t r) {
-      mark[r] = 1;
-      for (int32_t next : starts[r]) {
-        const auto u = static_cast<size_t>(next);
+    std::vector<std::pair<size_t, size_t>> path;  // (rule, next edge to follow)
+    for (size_t root = 0; root < n; ++root) {
+      if (mark[root] != 0) continue;
+      mark[root] = 1;
+      path.push_back({root, 0});
+      while (!path.empty()) {
+        auto& [r, edge] = path.back();
+        if (edge == starts[r].size()) {
+          mark[r] = 2;
+          path.pop_back();
+          continue;
+        }
+        const auto u = static_cast<size_t>(starts[r][edge++]);
         if (mark[u] == 1) fail("grammar: rule '", display(u), "' is left-recursive (it can reach itself before any character)");
-        if (mark[u] == 0) visit(u);
+        if (mark[u] == 0) {
+          mark[u] = 1;
+          path.push_back({u, 0});
+        }
       }
-      mark[r] = 2;
-    };
-    for (size_t r = 0; r < n; ++r)
-      if (mark[r] == 0) visit(r);
+    }
   }
 
   std::string display(size_t r) const { return names_[r][0] == '#' ? "(a group or repetition)" : names_[r]; }
@@ -377,6 +389,8 @@ class GbnfParser {
   }
 
   static constexpr int64_t kMaxSymbols = int64_t{1} << 21;
+  static constexpr int kMaxNesting = 256;  // parentheses: the parser recurses into each
+  int depth_ = 0;
   std::string_view text_;
   size_t pos_ = 0;
   int64_t symbols_ = 0;

@@ -9,6 +9,7 @@ namespace sparq {
 namespace {
 // Beyond this many live parse stacks the grammar is too ambiguous to follow in time.
 constexpr size_t kMaxStacks = 4096;
+constexpr int kMaxExpansionDepth = 2000;
 // Interned states kept before the table starts afresh from the current one (about 1 KiB each).
 constexpr size_t kMaxStates = 32768;
 // Masks kept (each vocabulary / 8 bytes: 32 KiB for 256k tokens).
@@ -26,7 +27,10 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shar
 
 // Replaces rule references on top by their alternatives until every stack waits for a character
 // (or is empty). Terminates because the parser refused left recursion.
-void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out) const {
+void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out, int depth) const {
+  // Each level is a rule entered before any character: a chain this long is refused, not followed
+  // until the call stack runs out.
+  if (depth > kMaxExpansionDepth) fail("grammar: rules nest more than ", kMaxExpansionDepth, " deep before a character");
   if (stack.empty()) {
     out.push_back(std::move(stack));
     return;
@@ -42,7 +46,7 @@ void GrammarMatcher::expand(Stack stack, std::vector<Stack>& out) const {
   for (int32_t alt : grammar_->rules[static_cast<size_t>(sym.index)].alternatives) {
     Stack s = stack;
     if (grammar_->code[static_cast<size_t>(alt)].kind != GrammarSymbol::Kind::End) s.push_back(alt);
-    expand(std::move(s), out);
+    expand(std::move(s), out, depth + 1);
     if (out.size() > kMaxStacks) fail("grammar: more than ", kMaxStacks, " parses are alive at once (the grammar is too ambiguous)");
   }
 }

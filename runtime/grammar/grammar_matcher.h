@@ -47,7 +47,7 @@ class GrammarMatcher {
   };
   static constexpr int32_t kDead = -1, kUnknown = -2;
 
-  void expand(Stack stack, std::vector<Stack>& out) const;
+  void expand(Stack stack, std::vector<Stack>& out, int depth = 0) const;
   int32_t intern(std::vector<Stack> stacks, char32_t partial, int remaining);
   int32_t advance(int32_t state, char32_t c);
   int32_t step(int32_t state, uint8_t byte);

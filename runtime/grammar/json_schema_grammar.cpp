@@ -110,21 +110,22 @@ std::string magnitude_range(int64_t lo, int64_t hi) {
 class PatternConverter {
  public:
   PatternConverter(std::string_view re, std::string where) : re_(re), where_(std::move(where)) {}
+  // Each top-level alternative has its own anchors: "^a|b$" is "a" at the start or "b" at the end.
   std::string convert() {
-    bool anchored_start = false, anchored_end = false;
-    if (!re_.empty() && re_.front() == '^') {
-      anchored_start = true;
-      re_.remove_prefix(1);
+    std::vector<std::string> alts;
+    for (;;) {
+      const bool anchored_start = more() && peek() == '^';
+      if (anchored_start) ++pos_;
+      anchored_end_ = false;
+      std::string body = sequence();
+      if (!anchored_start) body = "json-char* " + body;
+      if (!anchored_end_) body += " json-char*";
+      alts.push_back(body);
+      if (!more()) break;
+      if (peek() != '|') bad("unexpected ')'");
+      ++pos_;
     }
-    if (!re_.empty() && re_.back() == '$' && (re_.size() < 2 || re_[re_.size() - 2] != '\\')) {
-      anchored_end = true;
-      re_.remove_suffix(1);
-    }
-    std::string body = alternatives();
-    if (pos_ != re_.size()) bad("unexpected ')'");
-    if (!anchored_start) body = "json-char* " + body;
-    if (!anchored_end) body += " json-char*";
-    return "( " + body + " )";
+    return group(alts);
   }
 
  private:
@@ -132,6 +133,10 @@ class PatternConverter {
     fail("JSON schema: ", where_, "/pattern: ", why, " (at offset ", pos_, " of the pattern)");
   }
   bool more() const { return pos_ < re_.size(); }
+  // '$' ending a top-level alternative (the end of the pattern or a '|' follows).
+  bool at_end_anchor() const {
+    return depth_ == 0 && peek() == '$' && (pos_ + 1 == re_.size() || re_[pos_ + 1] == '|');
+  }
   char peek() const { return re_[pos_]; }
 
   std::string alternatives() {
@@ -146,6 +151,11 @@ class PatternConverter {
   std::string sequence() {
     std::string out = "\"\"";
     while (more() && peek() != '|' && peek() != ')') {
+      if (at_end_anchor()) {
+        ++pos_;
+        anchored_end_ = true;
+        break;
+      }
       std::string a = atom();
       if (more() && (peek() == '*' || peek() == '+' || peek() == '?' || peek() == '{')) {
         const char op = peek();
@@ -169,7 +179,10 @@ class PatternConverter {
   std::string char_literal(char32_t c) {
     if (c == '"') return "\"\\\\\\\"\"";
     if (c == '\\') return "\"\\\\\\\\\"";
-    if (c < 0x20) bad("control characters are not supported");
+    if (c == '\n') return "\"\\\\n\"";
+    if (c == '\t') return "\"\\\\t\"";
+    if (c == '\r') return "\"\\\\r\"";
+    if (c < 0x20) bad("control characters other than tab, newline and carriage return are not supported");
     std::string s;
     append_utf8(s, c);
     return literal(s);
@@ -274,12 +287,14 @@ class PatternConverter {
   std::string atom() {
     const char c = peek();
     if (c == '(') {
+      if (++depth_ > kMaxNesting) bad("groups nest more than " + std::to_string(kMaxNesting) + " deep");
       ++pos_;
       if (re_.substr(pos_, 2) == "?:") pos_ += 2;
       else if (more() && peek() == '?') bad("lookarounds and named groups are not supported");
       std::string inner = alternatives();
       if (!more() || peek() != ')') bad("unterminated (");
       ++pos_;
+      --depth_;
       return inner;
     }
     if (c == '.') {
@@ -327,6 +342,8 @@ class PatternConverter {
           members += cls;
           continue;
         }
+        if (std::string_view("ntr.*+?()[]{}|^$\\/-\"").find(e) == std::string_view::npos)
+          bad(std::string("the escape \\") + e + " is not supported inside []");
         const char32_t lit = e == 'n' ? U'\n' : e == 't' ? U'\t' : e == 'r' ? U'\r' : static_cast<char32_t>(e);
         members += class_char(lit);
         continue;
@@ -339,7 +356,10 @@ class PatternConverter {
         if (peek() == '\\') {
           ++pos_;
           if (!more()) bad("unterminated [");
-          hi = static_cast<char32_t>(re_[pos_++]);
+          const char e = re_[pos_++];
+          if (std::string_view("ntr.*+?()[]{}|^$\\/-\"").find(e) == std::string_view::npos)
+            bad(std::string("the escape \\") + e + " cannot end a range");
+          hi = e == 'n' ? U'\n' : e == 't' ? U'\t' : e == 'r' ? U'\r' : static_cast<char32_t>(e);
         } else {
           hi = utf8();
         }
@@ -352,9 +372,12 @@ class PatternConverter {
     return json_class(members, negated);
   }
 
+  static constexpr int kMaxNesting = 128;
   std::string_view re_;
   std::string where_;
   size_t pos_ = 0;
+  int depth_ = 0;
+  bool anchored_end_ = false;
 };
 
 class SchemaConverter {
@@ -384,6 +407,14 @@ class SchemaConverter {
 
   static int64_t integer_bound(const json& v, const std::string& where, const char* key, bool lower, bool exclusive) {
     if (!v.is_number()) bad(where, std::string(key) + " must be a number");
+    constexpr int64_t kLimit = 100'000'000'000'000'000;  // 1e17: digit ranges stay within int64
+    if (v.is_number_integer()) {  // exact: a double would round above 2^53
+      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(kLimit))
+        bad(where, std::string(key) + " is beyond +-1e17");
+      const int64_t i = v.get<int64_t>();
+      if (i > kLimit || i < -kLimit) bad(where, std::string(key) + " is beyond +-1e17");
+      return exclusive ? i + (lower ? 1 : -1) : i;
+    }
     const double d = v.get<double>();
     if (!std::isfinite(d) || std::abs(d) > 1e17) bad(where, std::string(key) + " is beyond +-1e17");
     double b = lower ? std::ceil(d) : std::floor(d);
@@ -435,8 +466,8 @@ class SchemaConverter {
       if (!s.contains(key)) return -1;
       if (!s[key].is_number_unsigned() && !(s[key].is_number_integer() && s[key].get<int64_t>() >= 0))
         bad(where + "/" + key, "must be a non-negative integer");
+      if (s[key].get<uint64_t>() > 10000) bad(where + "/" + key, "lengths above 10000 are not supported");
       const int64_t v = s[key].get<int64_t>();
-      if (v > 10000) bad(where + "/" + key, "lengths above 10000 are not supported");
       return v;
     };
     const int64_t lo = std::max<int64_t>(0, length("minLength")), hi = length("maxLength");
@@ -452,9 +483,10 @@ class SchemaConverter {
     const std::string item = s.contains("items") ? visit(s["items"], where + "/items") : "json-value";
     auto count = [&](const char* key) -> int64_t {
       if (!s.contains(key)) return -1;
-      if (!s[key].is_number_integer() || s[key].get<int64_t>() < 0) bad(where + "/" + key, "must be a non-negative integer");
+      if (!s[key].is_number_integer() || (!s[key].is_number_unsigned() && s[key].get<int64_t>() < 0))
+        bad(where + "/" + key, "must be a non-negative integer");
+      if (s[key].get<uint64_t>() > 1000) bad(where + "/" + key, "counts above 1000 are not supported");
       const int64_t v = s[key].get<int64_t>();
-      if (v > 1000) bad(where + "/" + key, "counts above 1000 are not supported");
       return v;
     };
     const int64_t lo = std::max<int64_t>(0, count("minItems")), hi = count("maxItems");
@@ -471,6 +503,13 @@ class SchemaConverter {
   // A JSON string key that is none of `names` (as written: an escaped spelling is another key).
   std::string key_not_in(const std::set<std::string>& names) {
     if (names.empty()) return "json-string";
+    // Names outside plain ASCII, or long ones, are not excluded (an additional key may then repeat
+    // a declared name): the exclusion works byte by byte and one rule per byte.
+    for (const std::string& n : names) {
+      if (n.size() > 256) return "json-string";
+      for (unsigned char c : n)
+        if (c >= 0x80 || c == '"' || c == '\\' || c < 0x20) return "json-string";
+    }
     // A trie of the names; a key leaves it at some point (a different character, or ending where
     // no name ends, or going on after a name's end), after which anything goes.
     struct Node {
@@ -490,27 +529,17 @@ class SchemaConverter {
       }
       trie[at].end = true;
     }
-    // Names are matched byte by byte; a name with quotes, backslashes or controls is refused.
-    for (const std::string& n : names)
-      for (unsigned char c : n)
-        if (c == '"' || c == '\\' || c < 0x20) fail("JSON schema: property name ", json(n).dump(), " needs escapes; not supported");
     std::function<std::string(size_t)> rule_for = [&](size_t at) -> std::string {
       std::vector<std::string> alts;
       if (!trie[at].end) alts.push_back("\"\\\"\"");  // the key ends here, and no name does
-      // A character no name continues with, then anything. Multi-byte characters: their first byte
-      // decides (names are compared as bytes, and a lead byte starts only its own characters).
+      // A character no name continues with, then anything.
       std::string excluded = "\"\\\\\\x00-\\x1F\\x7F";
       std::vector<std::string> follow;
       for (const auto& [c, child] : trie[at].next) {
-        if (c < 0x80) {
-          excluded += c == ']' || c == '[' || c == '^' || c == '-' ? std::string("\\") + static_cast<char>(c)
-                                                                  : std::string(1, static_cast<char>(c));
-        }
+        excluded += c == ']' || c == '[' || c == '^' || c == '-' ? std::string("\\") + static_cast<char>(c)
+                                                                : std::string(1, static_cast<char>(c));
         follow.push_back(literal(std::string(1, static_cast<char>(c))) + " " + rule_for(child));
       }
-      bool ascii_only = true;
-      for (const auto& [c, child] : trie[at].next) ascii_only &= c < 0x80;
-      if (!ascii_only) fail("JSON schema: property names outside ASCII are not supported together with additionalProperties");
       alts.push_back("( [^" + excluded + "] | " + kEscape + " ) json-char* \"\\\"\"");
       for (auto& f : follow) alts.push_back(f);
       return add_rule(group(alts));
@@ -592,6 +621,13 @@ class SchemaConverter {
   }
 
   std::string visit(const json& s, const std::string& where) {
+    // Nesting is bounded: the converter recurses into every subschema.
+    struct Depth {
+      int& d;
+      explicit Depth(int& depth) : d(depth) { ++d; }
+      ~Depth() { --d; }
+    } depth(depth_);
+    if (depth_ > kMaxDepth) bad(where, "schemas nest more than " + std::to_string(kMaxDepth) + " deep");
     if (s.is_boolean()) {
       if (s.get<bool>()) return "json-value";
       bad(where, "the schema false accepts nothing");
@@ -672,7 +708,9 @@ class SchemaConverter {
     return add_rule(group(alts));
   }
 
+  static constexpr int kMaxDepth = 64;
   const json& root_;
+  int depth_ = 0;
   std::map<std::string, std::string> rules_;
   std::map<std::string, std::string> by_body_;
   std::map<std::string, std::string> ref_rules_;

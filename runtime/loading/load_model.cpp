@@ -33,8 +33,8 @@ std::unique_ptr<KvStorage> LoadedModel::kv_storage_for_bytes(uint64_t budget_byt
 std::optional<DType> kv_dtype_from_scheme(const nlohmann::json& s) {
   if (s.is_null()) return std::nullopt;
   if (!s.is_object()) fail("kv_cache_scheme must be an object or null");
-  const std::string type = s.value("type", std::string());
-  const int bits = s.contains("num_bits") && s["num_bits"].is_number_integer() ? s["num_bits"].get<int>() : 0;
+  const std::string type = s.contains("type") && s["type"].is_string() ? s["type"].get<std::string>() : std::string();
+  const int64_t bits = s.contains("num_bits") && s["num_bits"].is_number_integer() ? s["num_bits"].get<int64_t>() : 0;
   // Scales: the checkpoint's are calibrated per tensor; the cache keeps its own per head and
   // position (absmax), which bounds the error at least as tightly.
   if (type == "float" && bits == 8) return DType::F8_E4M3;

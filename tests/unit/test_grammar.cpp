@@ -159,3 +159,51 @@ TEST_CASE("the engine generates text its grammar accepts, greedy and sampled", "
   r.grammar = grammar;
   CHECK_THROWS_WITH(bare.submit(std::move(r)), Catch::Contains("needs the model's tokenizer"));
 }
+
+TEST_CASE("hostile grammars and schemas are refused with an error, never by exhausting the stack", "[grammar]") {
+  std::string nested_items = R"({"type":"integer"})";
+  for (int i = 0; i < 100; ++i) nested_items = R"({"type":"array","items":)" + nested_items + "}";
+  CHECK_THROWS_WITH(json_schema_to_gbnf(nlohmann::ordered_json::parse(nested_items)), Catch::Contains("nest more than 64"));
+  const std::string deep_pattern = R"({"type":"string","pattern":")" + std::string(300, '(') + "a" + std::string(300, ')') + "\"}";
+  CHECK_THROWS_WITH(json_schema_to_gbnf(nlohmann::ordered_json::parse(deep_pattern)), Catch::Contains("groups nest more than"));
+  CHECK_THROWS_WITH(parse_gbnf("root ::= " + std::string(300, '(') + "\"a\"" + std::string(300, ')')),
+                    Catch::Contains("groups nest more than 256"));
+  // A chain of rules entered before any character: the parser takes it, the matcher refuses it.
+  std::string chain = "root ::= r0\n";
+  for (int i = 0; i < 3000; ++i) {
+    chain += 'r';
+    chain += std::to_string(i);
+    chain += " ::= r";
+    chain += std::to_string(i + 1);
+    chain += '\n';
+  }
+  chain += "r3000 ::= \"x\"\n";
+  CHECK_THROWS_WITH(GrammarMatcher::matches(parse_gbnf(chain), "x"), Catch::Contains("rules nest more than"));
+  // A long property name is not excluded from additional keys, rather than one rule per byte.
+  const std::string long_name = R"({"type":"object","properties":{")" + std::string(100000, 'k') + R"(":{"type":"null"}}})";
+  CHECK_NOTHROW(json_schema_to_gbnf(nlohmann::ordered_json::parse(long_name)));
+  CHECK_THROWS_WITH(json_schema_to_gbnf(nlohmann::ordered_json::parse(R"({"type":"string","minLength":9223372036854775808})")),
+                    Catch::Contains("lengths above 10000"));
+}
+
+TEST_CASE("schema details: exact integer bounds, pattern anchors and escapes, non-ASCII names", "[grammar]") {
+  auto schema_accepts = [](const char* schema, std::string_view text) {
+    return GrammarMatcher::matches(*compile_json_schema(nlohmann::ordered_json::parse(schema)), text);
+  };
+  CHECK(schema_accepts(R"({"type":"integer","maximum":52961095122674454})", "52961095122674454"));
+  CHECK(!schema_accepts(R"({"type":"integer","maximum":52961095122674454})", "52961095122674455"));
+  CHECK(schema_accepts(R"({"type":"integer","minimum":49012472477720268,"maximum":49012472477720268})",
+                       "49012472477720268"));
+  CHECK(!schema_accepts(R"({"type":"integer","exclusiveMinimum":7})", "7"));
+  CHECK(schema_accepts(R"({"type":"integer","exclusiveMinimum":7})", "8"));
+  // Each top-level alternative keeps its own anchors.
+  CHECK(schema_accepts(R"({"type":"string","pattern":"^a|b$"})", R"("ax")"));
+  CHECK(schema_accepts(R"({"type":"string","pattern":"^a|b$"})", R"("xb")"));
+  CHECK(!schema_accepts(R"({"type":"string","pattern":"^a|b$"})", R"("xa")"));
+  CHECK(schema_accepts(R"({"type":"string","pattern":"^a\\\\$"})", R"("a\\")"));  // an escaped backslash, then the end
+  CHECK(schema_accepts(R"({"type":"string","pattern":"^a\\nb$"})", R"("a\nb")"));
+  CHECK(!schema_accepts(R"({"type":"string","pattern":"^a\\nb$"})", R"("anb")"));
+  CHECK_THROWS_WITH(json_schema_to_gbnf(nlohmann::ordered_json::parse(R"({"type":"string","pattern":"^[\\u0041-Z]$"})")),
+                    Catch::Contains("not supported inside []"));
+  CHECK(schema_accepts(R"({"type":"object","properties":{"名前":{"type":"string"}}})", R"({"名前":"x","y":1})"));
+}
