@@ -422,6 +422,17 @@ class SchemaConverter {
     return static_cast<int64_t>(b);
   }
 
+  // A length or count keyword: -1 when absent; a non-negative integer up to `limit` (the grammar
+  // spells each unit out) or an error naming it.
+  static int64_t count_of(const json& s, const char* key, const std::string& where, uint64_t limit) {
+    if (!s.contains(key)) return -1;
+    const json& v = s[key];
+    if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+      bad(where + "/" + key, "must be a non-negative integer");
+    if (v.get<uint64_t>() > limit) bad(where + "/" + key, "values above " + std::to_string(limit) + " are not supported");
+    return v.get<int64_t>();
+  }
+
   std::string integer(const json& s, const std::string& where) {
     bool has_lo = false, has_hi = false;
     int64_t lo = 0, hi = 0;
@@ -462,15 +473,8 @@ class SchemaConverter {
         bad(where, "pattern together with minLength or maxLength is not supported");
       return add_rule("\"\\\"\" " + PatternConverter(s["pattern"].get<std::string>(), where).convert() + " \"\\\"\"");
     }
-    auto length = [&](const char* key) -> int64_t {
-      if (!s.contains(key)) return -1;
-      if (!s[key].is_number_unsigned() && !(s[key].is_number_integer() && s[key].get<int64_t>() >= 0))
-        bad(where + "/" + key, "must be a non-negative integer");
-      if (s[key].get<uint64_t>() > 10000) bad(where + "/" + key, "lengths above 10000 are not supported");
-      const int64_t v = s[key].get<int64_t>();
-      return v;
-    };
-    const int64_t lo = std::max<int64_t>(0, length("minLength")), hi = length("maxLength");
+    const int64_t lo = std::max<int64_t>(0, count_of(s, "minLength", where, 10000));
+    const int64_t hi = count_of(s, "maxLength", where, 10000);
     if (hi >= 0 && hi < lo) bad(where, "maxLength is below minLength");
     if (lo == 0 && hi < 0) return "json-string";
     const std::string count = "{" + std::to_string(lo) + "," + (hi >= 0 ? std::to_string(hi) : "") + "}";
@@ -481,15 +485,7 @@ class SchemaConverter {
     for (const char* k : {"prefixItems", "contains", "uniqueItems", "minContains", "maxContains", "unevaluatedItems"})
       if (s.contains(k)) bad(where + "/" + k, "the keyword is not supported");
     const std::string item = s.contains("items") ? visit(s["items"], where + "/items") : "json-value";
-    auto count = [&](const char* key) -> int64_t {
-      if (!s.contains(key)) return -1;
-      if (!s[key].is_number_integer() || (!s[key].is_number_unsigned() && s[key].get<int64_t>() < 0))
-        bad(where + "/" + key, "must be a non-negative integer");
-      if (s[key].get<uint64_t>() > 1000) bad(where + "/" + key, "counts above 1000 are not supported");
-      const int64_t v = s[key].get<int64_t>();
-      return v;
-    };
-    const int64_t lo = std::max<int64_t>(0, count("minItems")), hi = count("maxItems");
+    const int64_t lo = std::max<int64_t>(0, count_of(s, "minItems", where, 1000)), hi = count_of(s, "maxItems", where, 1000);
     if (hi >= 0 && hi < lo) bad(where, "maxItems is below minItems");
     if (hi == 0) return add_rule("\"[\" \"]\"");
     // "[" item ("," item){lo-1, hi-1} "]", optional as a whole when lo is 0.
