@@ -9,7 +9,7 @@ import pytest
 from conftest import run_sparq
 from grammar_corpus import GRAMMARS, SCHEMAS
 
-llguidance = pytest.importorskip("llguidance")
+import llguidance  # installed by scripts/setup.sh: missing is a failure, not a skip
 
 # Compact JSON, as sparq generates it: no whitespace, "," and ":" as separators.
 COMPACT = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
