@@ -5,10 +5,10 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 
 #include "apps/commands.h"
 #include "runtime/core/error.h"
+#include "runtime/core/mapped_file.h"
 #include "runtime/grammar/gbnf_parser.h"
 #include "runtime/grammar/grammar_matcher.h"
 #include "runtime/grammar/json_schema_grammar.h"
@@ -24,22 +24,14 @@ struct GrammarArgs {
   bool print = false;
 };
 
-std::string read_text(const std::string& path, const char* flag) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(flag, ": cannot read ", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 void run_grammar(const GrammarArgs& a) {
   std::string gbnf;
   if (!a.gbnf.empty()) {
-    gbnf = read_text(a.gbnf, "--gbnf");
+    gbnf = read_text_file(a.gbnf);
   } else {
     nlohmann::ordered_json schema;
     try {
-      schema = nlohmann::ordered_json::parse(read_text(a.json_schema, "--json-schema"));
+      schema = nlohmann::ordered_json::parse(read_text_file(a.json_schema));
     } catch (const nlohmann::json::exception& e) {
       fail("--json-schema ", a.json_schema, ": not valid JSON: ", e.what());
     }

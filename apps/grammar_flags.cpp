@@ -1,9 +1,7 @@
 #include "apps/grammar_flags.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "runtime/core/error.h"
+#include "runtime/core/mapped_file.h"
 #include "runtime/grammar/structured_output.h"
 
 namespace sparq {
@@ -22,12 +20,9 @@ std::shared_ptr<const Grammar> load_grammar_flags(const GrammarFlags& f) {
   const std::string& path = f.gbnf_file.empty() ? f.json_schema_file : f.gbnf_file;
   if (path.empty()) return nullptr;
   const char* flag = f.gbnf_file.empty() ? "--json-schema" : "--grammar";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(flag, ": cannot read ", path);
-  std::ostringstream text;
-  text << in.rdbuf();
   try {
-    return f.gbnf_file.empty() ? compile_json_schema_text(text.str(), path) : compile_gbnf(text.str());
+    const std::string text = read_text_file(path);
+    return f.gbnf_file.empty() ? compile_json_schema_text(text, path) : compile_gbnf(text);
   } catch (const Error& e) {
     fail(flag, " ", path, ": ", e.what());
   }

@@ -53,6 +53,7 @@
 
 namespace sparq {
 
+class GrammarVocabulary;
 using SessionId = int64_t;  // 0 = no session
 
 enum class FinishReason : uint8_t {
@@ -260,7 +261,7 @@ class Engine {
   StepStats last_step_;
   EngineTotals totals_;
   StepLogits logits_;  // reused between steps
-  std::shared_ptr<const class GrammarVocabulary> grammar_vocabulary_;  // built at the first grammar request
+  std::shared_ptr<const GrammarVocabulary> grammar_vocabulary_;  // built at the first grammar request
   std::vector<float> masked_;  // a logits row with the grammar's refused tokens at -inf
   std::vector<uint32_t> mask_;
 };
